@@ -1,0 +1,119 @@
+"""Run ansible-playbook / single modules from tests and read their results."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+BIN = Path(sys.executable).parent
+RECAP = re.compile(
+    r"^(?P<host>\S+)\s*:\s*ok=(?P<ok>\d+)\s+changed=(?P<changed>\d+)\s+unreachable=(?P<unreachable>\d+)"
+    r"\s+failed=(?P<failed>\d+)",
+    re.MULTILINE,
+)
+
+
+@dataclass
+class PlayResult:
+    returncode: int
+    output: str
+
+    @property
+    def recap(self) -> dict[str, int]:
+        matches = list(RECAP.finditer(self.output))
+        assert matches, f"no PLAY RECAP in output:\n{self.output[-3000:]}"
+        last = matches[-1]
+        return {key: int(last.group(key)) for key in ("ok", "changed", "unreachable", "failed")}
+
+    @property
+    def changed(self) -> int:
+        return self.recap["changed"]
+
+
+def base_env(extra: dict[str, str] | None = None) -> dict[str, str]:
+    env = {
+        **os.environ,
+        "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}",
+        "ANSIBLE_CONFIG": str(ROOT / "ansible.cfg"),
+        "ANSIBLE_FORCE_COLOR": "0",
+        "ANSIBLE_NOCOLOR": "1",
+        "PYTHONWARNINGS": "ignore",
+    }
+    env.update(extra or {})
+    return env
+
+
+def run_playbook(
+    playbook: str,
+    env: dict[str, str],
+    extra_vars: dict | None = None,
+    args: list[str] | None = None,
+    timeout: int = 900,
+) -> PlayResult:
+    """Run a playbook from the project root; returns its exit code and full output."""
+    cmd = [str(BIN / "ansible-playbook"), str(ROOT / playbook)]
+    if extra_vars:
+        cmd += ["--extra-vars", json.dumps(extra_vars)]
+    cmd += args or []
+    proc = subprocess.run(
+        cmd,
+        cwd=ROOT,
+        env=base_env(env),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+    return PlayResult(proc.returncode, proc.stdout + proc.stderr)
+
+
+def run_module(
+    module: str,
+    module_args: dict,
+    env: dict[str, str],
+    check: bool = False,
+    diff: bool = False,
+) -> dict:
+    """Run one module (ours from library/ or a collection's) on localhost and return its result."""
+    cmd = [
+        str(BIN / "ansible"),
+        "localhost",
+        "-i",
+        "localhost,",
+        "-c",
+        "local",
+        "-e",
+        f"ansible_python_interpreter={sys.executable}",
+        "-m",
+        module,
+    ]
+    if module_args:
+        cmd += ["-a", json.dumps(module_args)]
+    if check:
+        cmd.append("--check")
+    if diff:
+        cmd.append("--diff")
+    proc = subprocess.run(
+        cmd,
+        cwd=ROOT,
+        env=base_env({
+                **env,
+                "ANSIBLE_LOAD_CALLBACK_PLUGINS": "1",
+                "ANSIBLE_STDOUT_CALLBACK": "ansible.posix.json",
+            }),
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    try:
+        data = json.loads(proc.stdout)
+    except json.JSONDecodeError as exc:
+        raise AssertionError(f"no JSON from ansible:\n{proc.stdout}\n{proc.stderr}") from exc
+    return data["plays"][0]["tasks"][0]["hosts"]["localhost"]

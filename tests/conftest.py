@@ -1,0 +1,28 @@
+"""Shared fixtures: a private moto server per test session on a free port."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from emulator import Emulator, start_emulator  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def emulator(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Emulator]:
+    """One moto server for the session; tests that need a blank account use `clean_emulator`."""
+    log = tmp_path_factory.mktemp("moto") / "moto.log"
+    server = start_emulator(log)
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def clean_emulator(emulator: Emulator) -> Emulator:
+    emulator.reset()
+    return emulator

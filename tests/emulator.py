@@ -1,0 +1,86 @@
+"""Start and stop a private moto server for a test session (one process, a free loopback port)."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+
+import boto3
+
+REGION = "us-east-1"
+CREDENTIALS = {"aws_access_key_id": "testing", "aws_secret_access_key": "testing"}
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@dataclass
+class Emulator:
+    """A moto server started by the tests; `url` is its endpoint."""
+
+    port: int
+    process: subprocess.Popen
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def client(self, service: str):
+        return boto3.client(service, endpoint_url=self.url, region_name=REGION, **CREDENTIALS)
+
+    def reset(self) -> None:
+        request = urllib.request.Request(f"{self.url}/moto-api/reset", method="POST")
+        urllib.request.urlopen(request, timeout=10).read()
+
+    def env(self) -> dict[str, str]:
+        """Environment for a child process (ansible-playbook, boto3) that targets this emulator."""
+        return {
+            "AWS_ENDPOINT_URL": self.url,
+            "AWS_ACCESS_KEY_ID": "testing",
+            "AWS_SECRET_ACCESS_KEY": "testing",
+            "AWS_DEFAULT_REGION": REGION,
+            "AWS_REGION": REGION,
+        }
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+
+
+def start_emulator(log_path: Path, port: int | None = None) -> Emulator:
+    port = port or free_port()
+    moto_server = Path(sys.executable).with_name("moto_server")
+    env = {**os.environ, "MOTO_IAM_LOAD_MANAGED_POLICIES": "true"}
+    log = open(log_path, "ab")  # noqa: SIM115 - handed to the child process
+    process = subprocess.Popen(
+        [str(moto_server), "-H", "127.0.0.1", "-p", str(port)],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        env=env,
+    )
+    emulator = Emulator(port=port, process=process)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"moto_server exited with {process.returncode}; see {log_path}")
+        try:
+            urllib.request.urlopen(f"{emulator.url}/moto-api/", timeout=1).read()
+            return emulator
+        except OSError:
+            time.sleep(0.1)
+    emulator.stop()
+    raise RuntimeError(f"moto_server did not answer on {emulator.url} within 30 s; see {log_path}")
