@@ -102,11 +102,13 @@ def run_module(
     proc = subprocess.run(
         cmd,
         cwd=ROOT,
-        env=base_env({
+        env=base_env(
+            {
                 **env,
                 "ANSIBLE_LOAD_CALLBACK_PLUGINS": "1",
                 "ANSIBLE_STDOUT_CALLBACK": "ansible.posix.json",
-            }),
+            }
+        ),
         capture_output=True,
         text=True,
         timeout=300,
@@ -117,3 +119,30 @@ def run_module(
     except json.JSONDecodeError as exc:
         raise AssertionError(f"no JSON from ansible:\n{proc.stdout}\n{proc.stderr}") from exc
     return data["plays"][0]["tasks"][0]["hosts"]["localhost"]
+
+
+def run_playbook_until(playbook: str, env: dict[str, str], marker: str, timeout: int = 600) -> str:
+    """Start a playbook and kill it (SIGKILL, whole process group) once `marker` appears in its output."""
+    proc = subprocess.Popen(
+        [str(BIN / "ansible-playbook"), str(ROOT / playbook)],
+        cwd=ROOT,
+        env=base_env(env),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    )
+    seen: list[str] = []
+    try:
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            seen.append(line)
+            if marker in line:
+                break
+        else:
+            raise AssertionError(f"{playbook} ended before {marker!r}:\n{''.join(seen)[-3000:]}")
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, 9)
+        proc.wait(timeout=timeout)
+    return "".join(seen)

@@ -10,7 +10,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from emulator import Emulator, start_emulator  # noqa: E402
+from emulator import Emulator, start_emulator
 
 
 @pytest.fixture(scope="session")

@@ -1,0 +1,67 @@
+# airflow-ecs — build, test and tear down Airflow 3 on ECS Fargate.
+# `make deploy` and `make test` bootstrap everything they need (.venv, the embedded emulator).
+
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+VENV          := .venv
+BIN           := $(VENV)/bin
+LOCK          := requirements/requirements.lock
+UV_VERSION    := 0.13.9
+INVENTORY     ?= inventories/emulator
+EMULATOR_PORT ?= 5000
+export EMULATOR_PORT
+PYTEST_ARGS   ?=
+
+# The embedded emulator is used for the emulator inventory unless AWS_ENDPOINT_URL points elsewhere.
+USE_EMULATOR := $(if $(AWS_ENDPOINT_URL),,$(filter inventories/emulator%,$(INVENTORY)))
+PLAYBOOK_ENV := $(if $(USE_EMULATOR),AWS_ENDPOINT_URL=http://127.0.0.1:$(EMULATOR_PORT))
+
+.PHONY: help venv lock deploy teardown check emulator-start emulator-stop emulator-status lint test test-fast bench clean
+
+help: ## List the targets
+	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
+
+$(BIN)/ansible-playbook: $(LOCK)
+	@python="$$(scripts/find-python)" && echo "creating $(VENV) with $$python" && \
+	  "$$python" -m venv --clear $(VENV) && \
+	  $(BIN)/python -m pip install --quiet --disable-pip-version-check uv==$(UV_VERSION) && \
+	  $(BIN)/uv pip sync --quiet --compile-bytecode --python $(BIN)/python $(LOCK)
+	@touch $@
+
+venv: $(BIN)/ansible-playbook ## Create .venv from the lock file (only when missing or stale)
+
+lock: ## Re-resolve requirements/requirements.in into the lock file
+	$(BIN)/uv pip compile --quiet --python $(BIN)/python requirements/requirements.in -o $(LOCK)
+
+emulator-start: venv ## Start the embedded AWS emulator on 127.0.0.1:$(EMULATOR_PORT)
+	@scripts/emulator start
+
+emulator-stop: ## Stop the emulator this checkout started
+	@scripts/emulator stop
+
+emulator-status:
+	@scripts/emulator status
+
+deploy: venv $(if $(USE_EMULATOR),emulator-start) ## Deploy the stack (emulator by default; INVENTORY=inventories/aws for AWS)
+	$(PLAYBOOK_ENV) $(BIN)/ansible-playbook -i $(INVENTORY) site.yml $(ARGS)
+
+check: venv $(if $(USE_EMULATOR),emulator-start) ## Dry-run the deploy: --check --diff
+	$(PLAYBOOK_ENV) $(BIN)/ansible-playbook -i $(INVENTORY) site.yml --check --diff $(ARGS)
+
+teardown: venv $(if $(USE_EMULATOR),emulator-start) ## Remove every resource of the stack
+	$(PLAYBOOK_ENV) $(BIN)/ansible-playbook -i $(INVENTORY) teardown.yml $(ARGS)
+
+lint: venv ## ruff and ansible-lint (production profile)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/ansible-lint --offline
+
+test: venv lint ## Everything that proves the project: lint, unit, DAG and integration tests
+	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/pytest -n 2 --dist loadgroup $(PYTEST_ARGS)
+
+bench: venv ## Print deploy / re-run / teardown figures on a private emulator
+	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/python scripts/bench.py
+
+clean: emulator-stop ## Remove the venv and local state
+	rm -rf $(VENV) .state .pytest_cache .ruff_cache

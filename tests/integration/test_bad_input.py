@@ -1,0 +1,63 @@
+"""Invalid inputs stop the play with one clear message before any resource exists."""
+
+from __future__ import annotations
+
+import pytest
+from ansible_runner import run_playbook
+from emulator import free_port
+from stack_inventory import leftover_resources
+
+BAD_INPUTS = {
+    "cidr-not-a-network": ({"network_vpc_cidr": "10.40.0.0/33"}, "network_vpc_cidr '10.40.0.0/33' must be"),
+    "cidr-host-bits": ({"network_vpc_cidr": "10.40.0.1/16"}, "network_vpc_cidr '10.40.0.1/16' must be"),
+    "vpc-too-large": ({"network_vpc_cidr": "10.0.0.0/8"}, "prefix from /16 to /24"),
+    "subnet-outside-vpc": (
+        {"network_public_subnet_cidrs": ["10.99.0.0/24", "10.40.1.0/24"]},
+        "outside the VPC: ['10.99.0.0/24']",
+    ),
+    "subnets-overlap": (
+        {"network_public_subnet_cidrs": ["10.40.0.0/24", "10.40.0.0/25"]},
+        "overlapping: [['10.40.0.0/24', '10.40.0.0/25']]",
+    ),
+    "subnet-count-differs-from-az-count": (
+        {"network_private_subnet_cidrs": ["10.40.100.0/24"]},
+        "must each list exactly network_az_count",
+    ),
+    "one-az": ({"network_az_count": 1}, "network_az_count '1' must be a whole number from 2 to 6"),
+    "nine-azs": ({"network_az_count": 9}, "network_az_count '9' must be a whole number from 2 to 6"),
+    "more-azs-than-the-region": (
+        {"aws_region": "eu-west-1", "network_az_count": 4},
+        "region eu-west-1 offers only 3 AZs",
+    ),
+    "stack-name-uppercase": ({"stack_name": "Airflow_Prod"}, "stack_name 'Airflow_Prod' must be"),
+    "stack-name-too-long": ({"stack_name": "a" * 22}, "must be 2-21 characters"),
+    "region-missing": ({"aws_region": ""}, "aws_region '' is not an AWS region name"),
+    "region-unknown": ({"aws_region": "mars-1"}, "aws_region 'mars-1' is not an AWS region name"),
+    "reserved-tag-key": ({"extra_tags": {"aws:owner": "me"}}, "extra_tags must map keys"),
+    "alb-cidr-invalid": ({"network_alb_allowed_cidrs": ["everyone"]}, "network_alb_allowed_cidrs must list"),
+}
+
+
+@pytest.mark.parametrize(("extra_vars", "message"), BAD_INPUTS.values(), ids=BAD_INPUTS.keys())
+def test_bad_input_fails_before_any_resource_exists(clean_emulator, extra_vars, message):
+    result = run_playbook("site.yml", clean_emulator.env(), extra_vars=extra_vars)
+    assert result.returncode != 0
+    assert message in result.output, result.output[-3000:]
+    assert leftover_resources(clean_emulator) == []
+
+
+def test_unreachable_endpoint_fails_with_a_clear_message(clean_emulator):
+    dead = f"http://127.0.0.1:{free_port()}"
+    result = run_playbook("site.yml", {**clean_emulator.env(), "AWS_ENDPOINT_URL": dead})
+    assert result.returncode != 0
+    assert f"Cannot use the AWS endpoint {dead}" in result.output, result.output[-3000:]
+    assert leftover_resources(clean_emulator) == []
+
+
+def test_missing_credentials_fail_with_a_clear_message(clean_emulator, tmp_path):
+    env = {**clean_emulator.env(), "HOME": str(tmp_path), "AWS_CONFIG_FILE": str(tmp_path / "none")}
+    env["AWS_ACCESS_KEY_ID"] = env["AWS_SECRET_ACCESS_KEY"] = ""
+    result = run_playbook("site.yml", env, args=["-i", "inventories/aws"])
+    assert result.returncode != 0
+    assert "Cannot use the AWS endpoint" in result.output and "credentials" in result.output, result.output[-3000:]
+    assert leftover_resources(clean_emulator) == []
