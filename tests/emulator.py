@@ -17,6 +17,17 @@ REGION = "us-east-1"
 CREDENTIALS = {"aws_access_key_id": "testing", "aws_secret_access_key": "testing"}
 
 
+def endpoint_env(url: str) -> dict[str, str]:
+    """Environment for a child process (ansible-playbook, boto3) that sends every AWS call to `url`."""
+    return {
+        "AWS_ENDPOINT_URL": url,
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_DEFAULT_REGION": REGION,
+        "AWS_REGION": REGION,
+    }
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -43,13 +54,7 @@ class Emulator:
 
     def env(self) -> dict[str, str]:
         """Environment for a child process (ansible-playbook, boto3) that targets this emulator."""
-        return {
-            "AWS_ENDPOINT_URL": self.url,
-            "AWS_ACCESS_KEY_ID": "testing",
-            "AWS_SECRET_ACCESS_KEY": "testing",
-            "AWS_DEFAULT_REGION": REGION,
-            "AWS_REGION": REGION,
-        }
+        return endpoint_env(self.url)
 
     def stop(self) -> None:
         if self.process.poll() is None:

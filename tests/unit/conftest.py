@@ -1,0 +1,44 @@
+"""Fixtures shared by the unit tests of the library modules."""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+from ansible_runner import ROOT
+from emulator import Emulator
+
+NAMESPACE_NAME = "airflow.local"
+
+
+@pytest.fixture
+def vpc_id(clean_emulator: Emulator) -> str:
+    """A VPC in a blank moto account."""
+    return clean_emulator.client("ec2").create_vpc(CidrBlock="10.20.0.0/16")["Vpc"]["VpcId"]
+
+
+@pytest.fixture
+def namespace_id(clean_emulator: Emulator, vpc_id: str) -> str:
+    """A private DNS namespace `airflow.local` in `vpc_id`, made with boto3 (moto finishes the operation at once)."""
+    client = clean_emulator.client("servicediscovery")
+    operation_id = client.create_private_dns_namespace(Name=NAMESPACE_NAME, Vpc=vpc_id)["OperationId"]
+    return client.get_operation(OperationId=operation_id)["Operation"]["Targets"]["NAMESPACE"]
+
+
+def load_source(name: str, path: Path) -> ModuleType:
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture
+def load_library_module(monkeypatch: pytest.MonkeyPatch) -> Callable[[str], ModuleType]:
+    """Import a library/ module in this process, with the project's module_utils where Ansible puts them."""
+    name = "ansible.module_utils.servicediscovery"
+    monkeypatch.setitem(sys.modules, name, load_source(name, ROOT / "module_utils" / "servicediscovery.py"))
+    return lambda name: load_source(f"library_{name}", ROOT / "library" / f"{name}.py")

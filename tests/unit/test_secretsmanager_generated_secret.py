@@ -1,0 +1,343 @@
+"""library/secretsmanager_generated_secret.py against a moto server, through the real `ansible` CLI."""
+
+from __future__ import annotations
+
+import base64
+import functools
+import importlib.util
+import json
+import string
+import subprocess
+import sys
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import pytest
+from ansible_runner import BIN, ROOT, base_env, run_playbook
+from cryptography.fernet import Fernet
+from emulator import Emulator
+
+MODULE = "secretsmanager_generated_secret"
+NAME = "airflow/database"
+MASK = "VALUE_SPECIFIED_IN_NO_LOG_PARAMETER"  # what Ansible puts in place of a whole no_log value
+
+
+# --- Helpers -------------------------------------------------------------------------------------
+
+
+def run_module_raw(module_args: dict, env: dict[str, str], check: bool = False, diff: bool = False) -> tuple[dict, str]:
+    """Like ansible_runner.run_module, but also returns everything ansible printed (stdout + stderr)."""
+    cmd = [
+        str(BIN / "ansible"),
+        "localhost",
+        "-i",
+        "localhost,",
+        "-c",
+        "local",
+        "-e",
+        f"ansible_python_interpreter={sys.executable}",
+        "-m",
+        MODULE,
+        "-a",
+        json.dumps(module_args),
+    ]
+    cmd += ["--check"] if check else []
+    cmd += ["--diff"] if diff else []
+    proc = subprocess.run(
+        cmd,
+        cwd=ROOT,
+        env=base_env({**env, "ANSIBLE_LOAD_CALLBACK_PLUGINS": "1", "ANSIBLE_STDOUT_CALLBACK": "ansible.posix.json"}),
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    try:
+        data = json.loads(proc.stdout)
+    except json.JSONDecodeError as exc:
+        raise AssertionError(f"no JSON from ansible:\n{proc.stdout}\n{proc.stderr}") from exc
+    return data["plays"][0]["tasks"][0]["hosts"]["localhost"], proc.stdout + proc.stderr
+
+
+class Story:
+    """Runs the module against one emulator and keeps every raw output, to check later that no value leaked."""
+
+    def __init__(self, emulator: Emulator) -> None:
+        self.emulator = emulator
+        self.outputs: list[str] = []
+
+    def run(self, args: dict, check: bool = False, diff: bool = False) -> dict:
+        result, raw = run_module_raw(args, self.emulator.env(), check=check, diff=diff)
+        self.outputs.append(raw)
+        return result
+
+    def leaked(self, *values: str) -> list[str]:
+        return [value for value in values for output in self.outputs if value in output]
+
+
+def sm(emulator: Emulator) -> Any:
+    return emulator.client("secretsmanager")
+
+
+def secret_names(emulator: Emulator) -> list[str]:
+    return [secret["Name"] for secret in sm(emulator).list_secrets()["SecretList"]]
+
+
+def stored(emulator: Emulator, name: str = NAME) -> str:
+    return sm(emulator).get_secret_value(SecretId=name)["SecretString"]
+
+
+def stored_json(emulator: Emulator, name: str = NAME) -> dict:
+    return json.loads(stored(emulator, name))
+
+
+@functools.cache
+def load_library_module() -> ModuleType:
+    spec = importlib.util.spec_from_file_location(f"library_{MODULE}", ROOT / "library" / f"{MODULE}.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # @dataclass looks its module up there
+    spec.loader.exec_module(module)
+    return module
+
+
+# --- Through ansible, against moto ---------------------------------------------------------------
+
+
+def outcome(result: dict) -> tuple[bool, bool, bool, bool]:
+    """(changed, created, rotated, value_changed) of a module result."""
+    secret = result["secret"]
+    return result["changed"], secret["created"], secret["rotated"], secret["value_changed"]
+
+
+def is_generated_password(value: str, length: int = 32) -> bool:
+    return len(value) == length and set(value) <= set(string.ascii_letters + string.digits)
+
+
+def test_json_secret_lifecycle_story(clean_emulator: Emulator) -> None:
+    story = Story(clean_emulator)
+    args = {
+        "name": NAME,
+        "description": "metadata database",
+        "json_fields": {"username": "airflow", "port": 5432},
+        "tags": {"stack": "airflow", "team": "data"},
+    }
+
+    planned = story.run(args, check=True, diff=True)
+    assert outcome(planned) == (True, True, False, True), planned
+    assert planned["diff"]["before"] == {}
+    assert planned["diff"]["after"]["name"] == NAME
+    assert "value" not in planned
+    assert secret_names(clean_emulator) == []
+
+    created = story.run(args)
+    assert outcome(created) == (True, True, False, True), created
+    assert created["secret"]["arn"].startswith("arn:aws:secretsmanager:")
+    assert created["secret"]["tags"] == {"stack": "airflow", "team": "data"}
+    assert created["secret"]["version_id"]
+    assert "value" not in created
+    first = stored_json(clean_emulator)
+    password = first.pop("password")
+    assert first == {"username": "airflow", "port": 5432}
+    assert is_generated_password(password)
+
+    again = story.run(args)
+    assert outcome(again) == (False, False, False, False), again
+    assert again["secret"]["version_id"] == created["secret"]["version_id"]
+    assert stored_json(clean_emulator)["password"] == password
+
+    updated = story.run({**args, "description": "airflow metadata database", "tags": {"stack": "airflow"}}, diff=True)
+    assert outcome(updated) == (True, False, False, False), updated
+    assert updated["diff"]["before"]["description"] == "metadata database"
+    assert updated["diff"]["after"]["description"] == "airflow metadata database"
+    assert updated["diff"]["after"]["tags"] == {"stack": "airflow"}
+    assert updated["secret"]["version_id"] == created["secret"]["version_id"]
+    described = sm(clean_emulator).describe_secret(SecretId=NAME)
+    assert (described["Description"], described["Tags"]) == (
+        "airflow metadata database",
+        [{"Key": "stack", "Value": "airflow"}],
+    )
+    assert stored_json(clean_emulator)["password"] == password
+
+    renamed = story.run({**args, "json_fields": {"username": "airflow_app"}}, diff=True)
+    assert outcome(renamed) == (True, False, False, True), renamed
+    assert renamed["diff"]["after"]["value"].startswith("(current generated value")
+    assert stored_json(clean_emulator) == {"username": "airflow_app", "password": password}
+
+    rotated = story.run({**args, "json_fields": {"username": "airflow_app"}, "rotate": True})
+    assert outcome(rotated) == (True, False, True, True), rotated
+    assert rotated["secret"]["version_id"] != renamed["secret"]["version_id"]
+    second = stored_json(clean_emulator)
+    assert second["username"] == "airflow_app"
+    assert second["password"] != password
+    assert is_generated_password(second["password"])
+
+    assert story.leaked(password, second["password"]) == []
+
+
+def test_delete_story(clean_emulator: Emulator) -> None:
+    sm(clean_emulator).create_secret(
+        Name=NAME, SecretString='{"username": "airflow", "password": "0123456789abcdefXYZ"}'
+    )
+    story = Story(clean_emulator)
+    absent = {"name": NAME, "state": "absent", "recovery_window_days": 0}
+    planned_delete = story.run(absent, check=True, diff=True)
+    assert planned_delete["changed"] is True, planned_delete
+    assert planned_delete["diff"]["after"] == {}
+    assert secret_names(clean_emulator) == [NAME]
+
+    deleted = story.run(absent)
+    assert deleted["changed"] is True, deleted
+    assert deleted["secret"] == {}
+    assert secret_names(clean_emulator) == []
+
+    assert story.run(absent)["changed"] is False
+    assert story.leaked("0123456789abcdefXYZ") == []
+
+
+def test_fernet_key_and_token_have_the_right_form(clean_emulator: Emulator) -> None:
+    story = Story(clean_emulator)
+    fernet = story.run({"name": "airflow/fernet_key", "generate": "fernet_key"})
+    assert fernet["changed"] is True, fernet
+    key = stored(clean_emulator, "airflow/fernet_key")
+    assert Fernet(key).decrypt(Fernet(key).encrypt(b"airflow")) == b"airflow"
+
+    token = story.run({"name": "airflow/jwt_secret", "generate": "token", "length": 64})
+    assert token["changed"] is True, token
+    jwt_secret = stored(clean_emulator, "airflow/jwt_secret")
+    assert len(jwt_secret) == 86  # longer than `length`: base64 of 64 bytes, without padding
+    assert len(base64.urlsafe_b64decode(jwt_secret + "==")) == 64
+
+    assert story.leaked(key, jwt_secret) == []
+
+
+def test_restore_of_secret_scheduled_for_deletion_keeps_its_value(clean_emulator: Emulator) -> None:
+    client = sm(clean_emulator)
+    client.create_secret(Name="airflow/fernet_key", SecretString="kept-value-0123456789", Tags=[])
+    client.delete_secret(SecretId="airflow/fernet_key", RecoveryWindowInDays=7)
+    assert "DeletedDate" in client.describe_secret(SecretId="airflow/fernet_key")
+
+    restored = run_module_raw({"name": "airflow/fernet_key", "generate": "fernet_key"}, clean_emulator.env())[0]
+    assert outcome(restored) == (True, False, False, False), restored
+    assert restored["secret"]["restored"] is True
+    assert "DeletedDate" not in client.describe_secret(SecretId="airflow/fernet_key")
+    assert stored(clean_emulator, "airflow/fernet_key") == "kept-value-0123456789"
+
+
+def test_return_value_is_masked_without_task_no_log(clean_emulator: Emulator) -> None:
+    story = Story(clean_emulator)
+    result = story.run({"name": NAME, "json_fields": {"username": "airflow"}, "return_value": True}, diff=True)
+    assert result["changed"] is True, result
+    password = stored_json(clean_emulator)["password"]
+    assert result["value"] == {"username": "airflow", "password": MASK}
+    assert any("no_log: true" in warning for warning in result.get("warnings", [])), result
+    assert story.leaked(password) == []
+
+
+def test_return_value_is_usable_under_task_no_log(clean_emulator: Emulator, tmp_path: Path) -> None:
+    copy = tmp_path / "password.txt"
+    playbook = tmp_path / "play.yml"
+    tasks = [
+        {"name": "Keep the database secret", MODULE: {"name": NAME, "json_fields": {"username": "airflow"}}},
+        {
+            "name": "Read it back as the roles do, without json_fields",
+            MODULE: {"name": NAME, "return_value": True},
+            "register": "__secret",
+            "no_log": True,
+        },
+        {
+            "name": "Write the password where the test can read it",
+            "ansible.builtin.copy": {
+                "content": "{{ __secret.value.username }}:{{ __secret.value.password }}",
+                "dest": str(copy),
+                "mode": "0600",
+            },
+            "no_log": True,
+        },
+    ]
+    playbook.write_text(json.dumps([{"hosts": "localhost", "gather_facts": False, "tasks": tasks}]))
+    play = run_playbook(
+        str(playbook),
+        env=clean_emulator.env(),
+        args=["-i", "localhost,", "-c", "local", "-e", f"ansible_python_interpreter={sys.executable}"],
+    )
+    assert play.returncode == 0, play.output[-3000:]
+    password = stored_json(clean_emulator)["password"]
+    assert copy.read_text() == f"airflow:{password}"
+    assert password not in play.output
+
+
+def test_existing_non_json_secret_is_refused_without_leaking_it(clean_emulator: Emulator) -> None:
+    sm(clean_emulator).create_secret(Name=NAME, SecretString="plain-old-secret-0123456789")
+    result, raw = run_module_raw({"name": NAME, "json_fields": {"username": "airflow"}}, clean_emulator.env())
+    assert result.get("failed") is True, result
+    assert f"Secret '{NAME}' does not hold a JSON object" in result["msg"]
+    assert "plain-old-secret-0123456789" not in raw
+    assert stored(clean_emulator) == "plain-old-secret-0123456789"
+
+
+# --- Pure functions, without ansible -------------------------------------------------------------
+
+
+class ModuleFailed(Exception):
+    pass
+
+
+class StubModule:
+    def __init__(self, **params: Any) -> None:
+        defaults = {
+            "state": "present",
+            "generate": "password",
+            "length": 32,
+            "json_fields": None,
+            "json_key": "password",
+            "recovery_window_days": 30,
+        }
+        self.params = {**defaults, **params}
+
+    def fail_json(self, msg: str, **kwargs: Any) -> None:
+        raise ModuleFailed(msg)
+
+
+@pytest.mark.parametrize(
+    ("params", "message"),
+    [
+        ({"length": 8}, r"length must be between 16 and 4096 for generate=password, not 8"),
+        ({"generate": "token", "length": 15}, r"length must be between 16 and 4096 for generate=token"),
+        ({"json_fields": {"password": "x"}}, r"json_fields must not contain json_key 'password'"),
+        ({"state": "absent", "recovery_window_days": 3}, r"recovery_window_days must be 0 .* not 3"),
+    ],
+)
+def test_bad_input_is_refused(params: dict, message: str) -> None:
+    with pytest.raises(ModuleFailed, match=message):
+        load_library_module().validate(StubModule(**params))
+
+
+def test_fernet_key_length_is_not_validated() -> None:
+    load_library_module().validate(StubModule(generate="fernet_key", length=1))
+
+
+def test_generated_values_have_the_documented_form() -> None:
+    library = load_library_module()
+    passwords = [library.generate_value("password", 16) for _ in range(50)]
+    assert all(len(p) == 16 and p.isalnum() and p.isascii() for p in passwords)
+    assert all(any(c.islower() for c in p) and any(c.isupper() for c in p) for p in passwords)
+    assert all(any(c.isdigit() for c in p) for p in passwords)
+    assert len(set(passwords)) == 50
+    assert len(library.generate_value("token", 64)) == 86
+    key = library.generate_value("fernet_key", 0)
+    assert len(base64.urlsafe_b64decode(key)) == 32
+    Fernet(key)
+
+
+@pytest.mark.parametrize(
+    ("desired", "current", "same"),
+    [
+        ("arn:aws:kms:us-east-1:123456789012:key/abcd", "arn:aws:kms:us-east-1:123456789012:key/abcd", True),
+        ("abcd", "arn:aws:kms:us-east-1:123456789012:key/abcd", True),
+        ("alias/app", "arn:aws:kms:us-east-1:123456789012:alias/app", True),
+        ("alias/aws/secretsmanager", None, True),
+    ],
+)
+def test_kms_key_forms_match_without_asking_kms(desired: str, current: str | None, same: bool) -> None:
+    assert load_library_module().same_kms_key(None, desired, current) is same
