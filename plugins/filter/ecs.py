@@ -1,0 +1,79 @@
+"""Build ECS API structures from the ecs_service role's service specs (see roles/ecs_service/README.md)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+DOCUMENTATION = """
+name: ecs
+short_description: ECS helpers for airflow-ecs
+description: ecs_service_specs, ecs_container_definition and ecs_family_revisions; see each docstring.
+"""
+
+
+def ecs_service_specs(services: list[dict], defaults: dict, common: dict | None = None) -> list[dict]:
+    """Each service spec merged over `common` and then the role defaults (shallow: a field given replaces it)."""
+    return [{**defaults, **(common or {}), **service} for service in services]
+
+
+def _health_check(check: dict | None) -> dict | None:
+    if not check:
+        return None
+    return {
+        "command": ["CMD-SHELL", check["command"]] if isinstance(check["command"], str) else check["command"],
+        "interval": int(check.get("interval", 30)),
+        "timeout": int(check.get("timeout", 10)),
+        "retries": int(check.get("retries", 3)),
+        "startPeriod": int(check.get("start_period", 60)),
+    }
+
+
+def ecs_container_definition(spec: dict, stack_name: str, region: str) -> dict[str, Any]:
+    """The single container of a service's task definition, in the ECS API's camelCase form.
+
+    Environment and secrets are sorted by name so the same spec always yields the same definition
+    (ECS compares task definitions field by field; a reordering would register a new revision).
+    """
+    ports = [p for p in [spec.get("port"), *spec.get("extra_ports", [])] if p]
+    definition: dict[str, Any] = {
+        "name": spec["name"],
+        "image": spec["image"],
+        "essential": True,
+        "cpu": int(spec["cpu"]),
+        "memory": int(spec["memory"]),
+        "environment": [{"name": k, "value": str(v)} for k, v in sorted(spec.get("environment", {}).items())],
+        "secrets": [{"name": k, "valueFrom": v} for k, v in sorted(spec.get("secrets", {}).items())],
+        "portMappings": [{"containerPort": int(p), "hostPort": int(p), "protocol": "tcp"} for p in ports],
+        "stopTimeout": int(spec.get("stop_timeout", 30)),
+        "linuxParameters": {"initProcessEnabled": True},
+        "logConfiguration": {
+            "logDriver": "awslogs",
+            "options": {
+                "awslogs-group": f"/ecs/{stack_name}/{spec.get('log_component') or spec['name']}",
+                "awslogs-region": region,
+                "awslogs-stream-prefix": spec["name"],
+            },
+        },
+    }
+    if spec.get("command"):
+        definition["command"] = [str(c) for c in spec["command"]]
+    if spec.get("user"):
+        definition["user"] = str(spec["user"])
+    health_check = _health_check(spec.get("health_check"))
+    if health_check:
+        definition["healthCheck"] = health_check
+    return definition
+
+
+def ecs_family_revisions(latest: dict) -> list[dict]:
+    """Every revision up to the latest one of a task definition family: [{family, revision}, ...]."""
+    return [{"family": latest["family"], "revision": r} for r in range(1, int(latest["revision"]) + 1)]
+
+
+class FilterModule:
+    def filters(self) -> dict:
+        return {
+            "ecs_service_specs": ecs_service_specs,
+            "ecs_container_definition": ecs_container_definition,
+            "ecs_family_revisions": ecs_family_revisions,
+        }
