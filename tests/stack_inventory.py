@@ -52,7 +52,10 @@ def _ecs(emulator: Emulator) -> list[str]:
         cluster = ecs.describe_clusters(clusters=[arn])["clusters"][0]
         if cluster["status"] == "ACTIVE":
             found.append(f"ecs cluster {cluster['clusterName']}")
-        found += [f"ecs service {s}" for s in ecs.list_services(cluster=arn)["serviceArns"]]
+        service_arns = ecs.list_services(cluster=arn)["serviceArns"]
+        for start in range(0, len(service_arns), 10):
+            described = ecs.describe_services(cluster=arn, services=service_arns[start : start + 10])["services"]
+            found += [f"ecs service {s['serviceName']}" for s in described if s["status"] != "INACTIVE"]
     found += [f"task definition {t}" for t in ecs.list_task_definitions(status="ACTIVE")["taskDefinitionArns"]]
     return found
 
