@@ -13,8 +13,12 @@ from emulator import Emulator, start_emulator
 @dataclass
 class Deployment:
     emulator: Emulator
-    first: PlayResult
-    second: PlayResult
+    first: PlayResult  # deploy from zero, verbose (-v): the output no secret may appear in
+    second: PlayResult  # the same again: must change nothing
+    resized: PlayResult  # one variable changed: the worker's size
+
+
+RESIZED_WORKER = {"airflow_nodes_worker_cpu": 2048, "airflow_nodes_worker_memory": 4096}
 
 
 @pytest.fixture(scope="session")
@@ -26,8 +30,9 @@ def stack_emulator(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Emulato
 
 @pytest.fixture(scope="session")
 def deployed(stack_emulator: Emulator) -> Deployment:
-    """site.yml run twice on a fresh emulator; the tests only read the result."""
-    first = run_playbook("site.yml", stack_emulator.env())
+    """site.yml from zero, again unchanged, then with a bigger worker; the tests only read the results."""
+    first = run_playbook("site.yml", stack_emulator.env(), args=["-v"])
     assert first.returncode == 0, first.output[-5000:]
     second = run_playbook("site.yml", stack_emulator.env())
-    return Deployment(stack_emulator, first, second)
+    resized = run_playbook("site.yml", stack_emulator.env(), extra_vars=RESIZED_WORKER)
+    return Deployment(stack_emulator, first, second, resized)

@@ -35,6 +35,22 @@ BAD_INPUTS = {
     "region-unknown": ({"aws_region": "mars-1"}, "aws_region 'mars-1' is not an AWS region name"),
     "reserved-tag-key": ({"extra_tags": {"aws:owner": "me"}}, "extra_tags must map keys"),
     "alb-cidr-invalid": ({"network_alb_allowed_cidrs": ["everyone"]}, "network_alb_allowed_cidrs must list"),
+    "db-instance-class": ({"database_instance_class": "t4g.micro"}, "database_instance_class must look like"),
+    "db-engine-version": ({"database_engine_version": "9.6"}, "a PostgreSQL version >= 13"),
+    "db-backup-retention": ({"database_backup_retention_days": 1}, "database_backup_retention_days 7-35"),
+    "db-storage-too-small": ({"database_allocated_storage": 5}, "database_allocated_storage 20-65536"),
+    "log-retention": ({"ecs_cluster_log_retention_days": 10}, "ecs_cluster_log_retention_days must be one of"),
+    "namespace-name": ({"service_discovery_namespace": "Not A Domain"}, "must be a DNS domain name"),
+    "secrets-unknown-rotation": ({"secrets_rotate": ["ssh_key"]}, "secrets_rotate may only list"),
+    "image-without-tag": ({"airflow_image": "apache/airflow"}, "airflow_image needs an explicit tag"),
+    "image-latest": ({"airflow_image": "apache/airflow:latest"}, "airflow_image needs an explicit tag"),
+    "fargate-size": ({"airflow_nodes_worker_cpu": 256, "airflow_nodes_worker_memory": 8192}, "a Fargate task size"),
+    "negative-count": ({"airflow_nodes_worker_count": -1}, "desired_count a whole number >= 0"),
+    "credential-in-environment": (
+        {"airflow_extra_environment": {"AIRFLOW__SMTP__SMTP_PASSWORD": "x"}},
+        "no credentials",
+    ),
+    "broker-timeout": ({"messaging_consumer_timeout_ms": 1000}, "messaging_consumer_timeout_ms must be at least"),
 }
 
 
