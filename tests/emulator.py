@@ -50,7 +50,8 @@ class Emulator:
 
     def reset(self) -> None:
         request = urllib.request.Request(f"{self.url}/moto-api/reset", method="POST")
-        urllib.request.urlopen(request, timeout=10).read()
+        # A reset reloads the IAM managed policies: seconds on a busy machine.
+        urllib.request.urlopen(request, timeout=120).read()
 
     def env(self) -> dict[str, str]:
         """Environment for a child process (ansible-playbook, boto3) that targets this emulator."""

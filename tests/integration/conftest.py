@@ -15,6 +15,7 @@ class Deployment:
     emulator: Emulator
     first: PlayResult  # deploy from zero, verbose (-v): the output no secret may appear in
     second: PlayResult  # the same again: must change nothing
+    checked: PlayResult  # --check --diff on the deployed stack: must report nothing to change
     resized: PlayResult  # one variable changed: the worker's size
 
 
@@ -30,9 +31,10 @@ def stack_emulator(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Emulato
 
 @pytest.fixture(scope="session")
 def deployed(stack_emulator: Emulator) -> Deployment:
-    """site.yml from zero, again unchanged, then with a bigger worker; the tests only read the results."""
+    """site.yml from zero, again, in check mode, then with a bigger worker; the tests only read the results."""
     first = run_playbook("site.yml", stack_emulator.env(), args=["-v"])
     assert first.returncode == 0, first.output[-5000:]
     second = run_playbook("site.yml", stack_emulator.env())
+    checked = run_playbook("site.yml", stack_emulator.env(), args=["--check", "--diff"])
     resized = run_playbook("site.yml", stack_emulator.env(), extra_vars=RESIZED_WORKER)
-    return Deployment(stack_emulator, first, second, resized)
+    return Deployment(stack_emulator, first, second, checked, resized)

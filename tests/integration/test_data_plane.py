@@ -41,7 +41,7 @@ def test_reruns_never_regenerate_a_secret(deployed):
 
 
 def test_no_secret_value_appears_in_verbose_play_output(deployed, secret_values):
-    output = deployed.first.output + deployed.second.output + deployed.resized.output
+    output = deployed.first.output + deployed.second.output + deployed.checked.output + deployed.resized.output
     for name, value in secret_values.items():
         parts = [value]
         if value.startswith("{"):
