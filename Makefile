@@ -17,7 +17,7 @@ PYTEST_ARGS   ?=
 USE_EMULATOR := $(if $(AWS_ENDPOINT_URL),,$(filter inventories/emulator%,$(INVENTORY)))
 PLAYBOOK_ENV := $(if $(USE_EMULATOR),AWS_ENDPOINT_URL=http://127.0.0.1:$(EMULATOR_PORT))
 
-.PHONY: help venv lock deploy teardown check emulator-start emulator-stop emulator-status lint test test-fast bench clean
+.PHONY: help venv lock deploy teardown check emulator-start emulator-stop emulator-status lint test bench cost clean
 
 help: ## List the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
@@ -60,8 +60,11 @@ lint: venv ## ruff and ansible-lint (production profile)
 test: venv lint ## Everything that proves the project: lint, unit, DAG and integration tests
 	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/pytest -n 2 --dist loadgroup $(PYTEST_ARGS)
 
-bench: venv ## Print deploy / re-run / teardown figures on a private emulator
-	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/python scripts/bench.py
+bench: venv ## Print deploy / re-run / teardown figures on a private emulator (ARGS='--env NAME=VALUE --keep-logs')
+	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/python scripts/bench.py $(ARGS)
+
+cost: venv ## Monthly AWS cost estimate of the stack (INVENTORY=inventories/aws, ARGS='-e name=value')
+	$(BIN)/python scripts/cost.py -i $(INVENTORY) $(ARGS)
 
 clean: emulator-stop ## Remove the venv and local state
 	rm -rf $(VENV) .state .pytest_cache .ruff_cache
