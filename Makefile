@@ -58,7 +58,7 @@ lint: venv ## ruff and ansible-lint (production profile)
 	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/ansible-lint --offline
 
 test: venv lint ## Everything that proves the project: lint, unit, DAG and integration tests
-	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/pytest -n 2 --dist loadgroup $(PYTEST_ARGS)
+	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/pytest -n 2 --dist loadfile $(PYTEST_ARGS)
 
 bench: venv ## Print deploy / re-run / teardown figures on a private emulator (ARGS='--env NAME=VALUE --keep-logs')
 	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/python scripts/bench.py $(ARGS)
