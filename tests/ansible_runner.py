@@ -81,6 +81,17 @@ def run_module(
     diff: bool = False,
 ) -> dict:
     """Run one module (ours from library/ or a collection's) on localhost and return its result."""
+    return run_module_with_output(module, module_args, env, check, diff)[0]
+
+
+def run_module_with_output(
+    module: str,
+    module_args: dict,
+    env: dict[str, str],
+    check: bool = False,
+    diff: bool = False,
+) -> tuple[dict, str]:
+    """Like run_module, but also return everything ansible printed (stdout + stderr)."""
     cmd = [
         str(BIN / "ansible"),
         "localhost",
@@ -118,7 +129,7 @@ def run_module(
         data = json.loads(proc.stdout)
     except json.JSONDecodeError as exc:
         raise AssertionError(f"no JSON from ansible:\n{proc.stdout}\n{proc.stderr}") from exc
-    return data["plays"][0]["tasks"][0]["hosts"]["localhost"]
+    return data["plays"][0]["tasks"][0]["hosts"]["localhost"], proc.stdout + proc.stderr
 
 
 def run_playbook_until(playbook: str, env: dict[str, str], marker: str, timeout: int = 600) -> str:

@@ -7,14 +7,13 @@ import functools
 import importlib.util
 import json
 import string
-import subprocess
 import sys
 from pathlib import Path
 from types import ModuleType
 from typing import Any
 
 import pytest
-from ansible_runner import BIN, ROOT, base_env, run_playbook
+from ansible_runner import ROOT, run_module_with_output, run_playbook
 from cryptography.fernet import Fernet
 from emulator import Emulator
 
@@ -27,37 +26,8 @@ MASK = "VALUE_SPECIFIED_IN_NO_LOG_PARAMETER"  # what Ansible puts in place of a 
 
 
 def run_module_raw(module_args: dict, env: dict[str, str], check: bool = False, diff: bool = False) -> tuple[dict, str]:
-    """Like ansible_runner.run_module, but also returns everything ansible printed (stdout + stderr)."""
-    cmd = [
-        str(BIN / "ansible"),
-        "localhost",
-        "-i",
-        "localhost,",
-        "-c",
-        "local",
-        "-e",
-        f"ansible_python_interpreter={sys.executable}",
-        "-m",
-        MODULE,
-        "-a",
-        json.dumps(module_args),
-    ]
-    cmd += ["--check"] if check else []
-    cmd += ["--diff"] if diff else []
-    proc = subprocess.run(
-        cmd,
-        cwd=ROOT,
-        env=base_env({**env, "ANSIBLE_LOAD_CALLBACK_PLUGINS": "1", "ANSIBLE_STDOUT_CALLBACK": "ansible.posix.json"}),
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
-    try:
-        data = json.loads(proc.stdout)
-    except json.JSONDecodeError as exc:
-        raise AssertionError(f"no JSON from ansible:\n{proc.stdout}\n{proc.stderr}") from exc
-    return data["plays"][0]["tasks"][0]["hosts"]["localhost"], proc.stdout + proc.stderr
+    """The module's result and everything ansible printed (stdout + stderr)."""
+    return run_module_with_output(MODULE, module_args, env, check, diff)
 
 
 class Story:
