@@ -364,7 +364,7 @@ def test_api_server_is_behind_the_alb_and_in_cloud_map(deployed, services):
 def test_migration_ran_before_any_airflow_service_was_created(deployed):
     output = deployed.first.output
     migrate = output.index("TASK [airflow : Run `airflow db migrate`")
-    airflow_services = output.index("Create or update the services", output.index("TASK [airflow_nodes :"))
+    airflow_services = output.index("(item=airflow-api-server x1)")
     assert migrate < airflow_services
     assert "airflow-migrate" in output[migrate:airflow_services]
     tasks = deployed.emulator.client("ecs").list_tasks(cluster="airflow", startedBy="airflow-ecs-migrate")
