@@ -17,10 +17,10 @@ PYTEST_ARGS   ?=
 USE_EMULATOR := $(if $(AWS_ENDPOINT_URL),,$(filter inventories/emulator%,$(INVENTORY)))
 PLAYBOOK_ENV := $(if $(USE_EMULATOR),AWS_ENDPOINT_URL=http://127.0.0.1:$(EMULATOR_PORT))
 
-.PHONY: help venv lock deploy teardown check emulator-start emulator-stop emulator-status lint test bench cost clean
+.PHONY: help venv lock deploy teardown check emulator-start emulator-stop emulator-status lint test e2e bench cost clean
 
 help: ## List the targets
-	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
+	@grep -hE '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
 
 $(BIN)/ansible-playbook: $(LOCK)
 	@python="$$(scripts/find-python)" && echo "creating $(VENV) with $$python" && \
@@ -58,13 +58,17 @@ lint: venv ## ruff and ansible-lint (production profile)
 	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/ansible-lint --offline
 
 test: venv lint ## Everything that proves the project: lint, unit, DAG and integration tests
-	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/pytest -n 2 --dist loadfile $(PYTEST_ARGS)
+	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/pytest -n 2 --dist loadgroup $(PYTEST_ARGS)
 
-bench: venv ## Print deploy / re-run / teardown figures on a private emulator (ARGS='--env NAME=VALUE --keep-logs')
+bench: venv ## Deploy / re-run / teardown figures, then cold start and Celery-vs-Local fan-out (ARGS='--keep-logs')
 	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/python scripts/bench.py $(ARGS)
+	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/python -m e2e.bench
 
 cost: venv ## Monthly AWS cost estimate of the stack (INVENTORY=inventories/aws, ARGS='-e name=value')
 	$(BIN)/python scripts/cost.py -i $(INVENTORY) $(ARGS)
 
 clean: emulator-stop ## Remove the venv and local state
 	rm -rf $(VENV) .state .pytest_cache .ruff_cache
+
+e2e: venv ## Only the end-to-end run: deploy, then run every container for real (PostgreSQL, RabbitMQ, Chromium; ~6 min)
+	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/pytest tests/e2e -s $(PYTEST_ARGS)

@@ -1,7 +1,7 @@
 """The deployed stack, read back through the AWS API: one deployment shared by every test here.
 
-One file on purpose: the test run distributes by file, so the four playbook runs behind the
-`deployed` fixture happen once, on one worker.
+Every file that reads this deployment is in the `deployed_stack` xdist group, so the playbook runs
+behind the session-scoped `deployed` fixture happen once, on one worker.
 """
 
 from __future__ import annotations
@@ -11,6 +11,8 @@ import re
 
 import pytest
 from cryptography.fernet import Fernet
+
+pytestmark = pytest.mark.xdist_group("deployed_stack")
 
 
 # --- A second site.yml changes nothing.

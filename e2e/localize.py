@@ -1,0 +1,240 @@
+"""Turn a container's declared environment into a local process environment, recording every change.
+
+A container keeps exactly its task definition's environment and secrets. The only changes are:
+
+- host: a Cloud Map name, the RDS endpoint or the ALB name inside a URL becomes 127.0.0.1 and the
+  local port of that endpoint;
+- port: a port the container listens on (or that others reach it on) is a free local port, set with
+  the component's own setting (AIRFLOW__API__PORT, RABBITMQ_NODE_PORT, ...), also inside the
+  health check command;
+- bind: listeners bind 127.0.0.1 instead of 0.0.0.0 where the component has a setting for it;
+- aws-endpoint: AWS calls go to the emulator (AWS_ENDPOINT_URL) with its test credentials, which
+  replace the task role's container credentials.
+
+Besides those, a process gets only what the image and Fargate give every container (PATH, HOME,
+AIRFLOW_HOME, LANG, HOSTNAME, AWS_REGION, ...): see PLATFORM_KEYS. `Rewrite` records each change.
+"""
+
+from __future__ import annotations
+
+import re
+import socket
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from e2e.stack import Container, Stack
+
+LOCALHOST = "127.0.0.1"
+
+# What the image or the Fargate platform sets in every container, never taken from a task definition.
+PLATFORM_KEYS = frozenset(
+    {
+        "PATH",  # the image's PATH (here: the venv's bin first)
+        "HOME",  # the image user's home (here: a directory per process)
+        "AIRFLOW_HOME",  # the image's /opt/airflow (here: a directory per process)
+        "TMPDIR",  # each container has its own /tmp (here: a directory per process)
+        "LANG",
+        "LC_ALL",
+        "HOSTNAME",  # the task's host name on Fargate (here: this machine's)
+        "AWS_REGION",  # set by Fargate
+        "AWS_DEFAULT_REGION",  # set by Fargate
+        # RabbitMQ's data and config locations (the image's volumes and files)
+        "RABBITMQ_MNESIA_BASE",
+        "RABBITMQ_LOG_BASE",
+        "RABBITMQ_CONFIG_FILE",
+        "RABBITMQ_ENABLED_PLUGINS_FILE",
+        "RABBITMQ_PID_FILE",
+    }
+)
+
+# Airflow settings naming a port a component listens on (or reaches another one on): (key, default).
+AIRFLOW_PORT_SETTINGS = (
+    ("AIRFLOW__API__PORT", 8080),
+    ("AIRFLOW__CELERY__FLOWER_PORT", 5555),
+    ("AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT", 8793),
+    ("AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT", 8794),
+    ("AIRFLOW__SCHEDULER__SCHEDULER_HEALTH_CHECK_SERVER_PORT", 8974),
+)
+# Airflow settings naming the address a listener binds (default 0.0.0.0).
+AIRFLOW_BIND_SETTINGS = (
+    "AIRFLOW__API__HOST",
+    "AIRFLOW__CELERY__FLOWER_HOST",
+    "AIRFLOW__SCHEDULER__SCHEDULER_HEALTH_CHECK_SERVER_HOST",
+)
+AWS_KEYS = ("AWS_ENDPOINT_URL", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY")
+HEALTH_CHECK = "healthCheck"  # the Rewrite key of a change to the health check command
+DEFAULT_PORTS = {"http": 80, "https": 443, "amqp": 5672, "amqps": 5671, "postgresql": 5432, "postgres": 5432}
+URL = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://[^\s\"'<>]+")
+
+
+@dataclass(frozen=True)
+class Rewrite:
+    container: str
+    key: str  # environment variable, or HEALTH_CHECK
+    kind: str  # host | port | bind | aws-endpoint
+    before: str | None  # None: the key was added
+    after: str
+
+
+@dataclass
+class LocalEndpoints:
+    """Where the stack's endpoints are on this machine."""
+
+    ports: dict[int, int]  # a port in the stack -> the local port serving it
+    hosts: dict[tuple[str, int], tuple[str, int]]  # a (host, port) in the stack -> local (host, port)
+    aws_endpoint: str
+    aws_credentials: dict[str, str]  # AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY of the emulator
+    region: str
+    extra_rabbitmq: dict[str, int] = field(default_factory=dict)  # epmd and distribution ports
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind((LOCALHOST, 0))
+        return sock.getsockname()[1]
+
+
+def allocate(stack: Stack, aws_endpoint: str, aws_credentials: dict[str, str], region: str) -> LocalEndpoints:
+    """A free local port for every port of the stack and the host map built from the AWS API's names."""
+    stack_ports = {port for c in stack.containers.values() for port in c.ports}
+    stack_ports |= {default for _, default in AIRFLOW_PORT_SETTINGS}
+    stack_ports.add(stack.database[1])
+    ports = {port: free_port() for port in sorted(stack_ports)}
+    hosts: dict[tuple[str, int], tuple[str, int]] = {}
+    for name, dns in stack.discovery.items():
+        for port in stack.containers[name].ports:
+            hosts[(dns, port)] = (LOCALHOST, ports[port])
+    host, port = stack.database
+    hosts[(host, port)] = (LOCALHOST, ports[port])
+    if stack.load_balancer and "api-server" in stack.containers:
+        api_port = int(stack.containers["api-server"].environment.get("AIRFLOW__API__PORT", 8080))
+        hosts[(stack.load_balancer, stack.load_balancer_port)] = (LOCALHOST, ports[api_port])
+    return LocalEndpoints(
+        ports=ports,
+        hosts=hosts,
+        aws_endpoint=aws_endpoint,
+        aws_credentials=aws_credentials,
+        region=region,
+        extra_rabbitmq={"ERL_EPMD_PORT": free_port(), "RABBITMQ_DIST_PORT": free_port()},
+    )
+
+
+def rewrite_urls(value: str, hosts: dict[tuple[str, int], tuple[str, int]]) -> str:
+    """Point every URL in `value` whose host and port are in `hosts` at the local host and port."""
+
+    def replace(match: re.Match) -> str:
+        url = match.group(0)
+        parts = urlsplit(url)
+        try:
+            port = parts.port or DEFAULT_PORTS.get(parts.scheme.split("+")[-1])
+        except ValueError:
+            return url
+        target = hosts.get((parts.hostname or "", port or 0))
+        if not target:
+            return url
+        userinfo, _, _ = parts.netloc.rpartition("@")
+        netloc = (userinfo + "@" if userinfo else "") + f"{target[0]}:{target[1]}"
+        return parts._replace(netloc=netloc).geturl()
+
+    return URL.sub(replace, value)
+
+
+def is_airflow(container: Container) -> bool:
+    return container.image.split(":", 1)[0].endswith("apache/airflow")
+
+
+def is_rabbitmq(container: Container) -> bool:
+    return container.image.split(":", 1)[0].split("/")[-1] == "rabbitmq"
+
+
+@dataclass
+class LocalContainer:
+    """A container made runnable here: its process environment and health check, and what changed."""
+
+    container: Container
+    env: dict[str, str]
+    platform: dict[str, str]
+    health_check: str | None
+    rewrites: list[Rewrite]
+
+    @property
+    def name(self) -> str:
+        return self.container.name
+
+
+def localize(container: Container, endpoints: LocalEndpoints, platform: dict[str, str]) -> LocalContainer:
+    """The process environment of `container`: declared env + secrets, the rewrites, the platform keys."""
+    name = container.name
+    env = dict(container.declared_env)
+    rewrites: list[Rewrite] = []
+
+    def put(key: str, value: str, kind: str) -> None:
+        before = env.get(key)
+        if before != value:
+            rewrites.append(Rewrite(name, key, kind, before, value))
+            env[key] = value
+
+    for key, value in sorted(container.declared_env.items()):
+        put(key, rewrite_urls(value, endpoints.hosts), "host")
+
+    health = container.health_check.command if container.health_check else None
+    if is_airflow(container):
+        for key, default in AIRFLOW_PORT_SETTINGS:
+            stack_port = int(env.get(key, default))
+            put(key, str(endpoints.ports.get(stack_port, stack_port)), "port")
+        for key in AIRFLOW_BIND_SETTINGS:
+            put(key, LOCALHOST, "bind")
+    if is_rabbitmq(container):
+        stack_port = int(env.get("RABBITMQ_NODE_PORT", 5672))
+        put("RABBITMQ_NODE_PORT", str(endpoints.ports[stack_port]), "port")
+        put("RABBITMQ_NODE_IP_ADDRESS", LOCALHOST, "bind")
+        for key, port in sorted(endpoints.extra_rabbitmq.items()):
+            put(key, str(port), "port")
+        put("ERL_EPMD_ADDRESS", LOCALHOST, "bind")
+        put("RABBITMQ_SERVER_START_ARGS", "-kernel inet_dist_use_interface {127,0,0,1}", "bind")
+        put("RABBITMQ_NODENAME", f"e2e-{endpoints.ports[stack_port]}@localhost", "host")
+    if health:
+        local = health
+        for stack_port, local_port in endpoints.ports.items():
+            local = re.sub(rf"(//(?:localhost|127\.0\.0\.1)):{stack_port}\b", rf"\g<1>:{local_port}", local)
+        if local != health:
+            rewrites.append(Rewrite(name, HEALTH_CHECK, "port", health, local))
+            health = local
+
+    if is_airflow(container):
+        # AWS: the emulator's endpoint and credentials instead of the task role.
+        put("AWS_ENDPOINT_URL", endpoints.aws_endpoint, "aws-endpoint")
+        for key, value in sorted(endpoints.aws_credentials.items()):
+            put(key, value, "aws-endpoint")
+
+    overlap = sorted(set(platform) & set(container.declared_env))
+    if overlap:
+        raise ValueError(f"{name}: the task definition sets platform keys {overlap}")
+    return LocalContainer(container, {**env, **platform}, dict(platform), health, rewrites)
+
+
+def platform_env(
+    name: str, root: Path, bin_dirs: list[str], region: str, *, airflow: bool, extra: dict[str, str] | None = None
+) -> dict[str, str]:
+    """What the image and Fargate give a container: a private HOME, AIRFLOW_HOME and TMPDIR under `root`."""
+    home = root / name
+    for sub in ("home", "airflow", "tmp"):
+        (home / sub).mkdir(parents=True, exist_ok=True)
+    env = {
+        "PATH": ":".join([*bin_dirs, "/usr/local/sbin", "/usr/local/bin", "/usr/sbin", "/usr/bin", "/sbin", "/bin"]),
+        "HOME": str(home / "home"),
+        "TMPDIR": str(home / "tmp"),
+        "LANG": "C.UTF-8",
+        "LC_ALL": "C.UTF-8",
+        "HOSTNAME": socket.gethostname(),
+        "AWS_REGION": region,
+        "AWS_DEFAULT_REGION": region,
+    }
+    if airflow:
+        env["AIRFLOW_HOME"] = str(home / "airflow")
+    env.update(extra or {})
+    unknown = sorted(set(env) - PLATFORM_KEYS)
+    if unknown:
+        raise ValueError(f"not platform keys: {unknown}")
+    return env
