@@ -7,6 +7,8 @@ import os
 import re
 import subprocess
 import sys
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -132,10 +134,28 @@ def run_module_with_output(
     return data["plays"][0]["tasks"][0]["hosts"]["localhost"], proc.stdout + proc.stderr
 
 
-def run_playbook_until(playbook: str, env: dict[str, str], marker: str, timeout: int = 600) -> str:
-    """Start a playbook and kill it (SIGKILL, whole process group) once `marker` appears in its output."""
+def run_playbook_until(
+    playbook: str,
+    env: dict[str, str],
+    marker: str,
+    *,
+    occurrence: int = 1,
+    delay: float = 0.0,
+    action: Callable[[], None] | None = None,
+    extra_vars: dict | None = None,
+    timeout: int = 900,
+) -> PlayResult:
+    """Run a playbook and interfere once `marker` has appeared `occurrence` times in its output (+ `delay` s).
+
+    Without `action` the playbook is killed (SIGKILL to its whole process group), as a lost CI runner or
+    Ctrl-C twice would; with `action` that is called instead (e.g. stop the emulator) and the playbook runs
+    on to its end. Fails when the playbook ends before the marker.
+    """
+    cmd = [str(BIN / "ansible-playbook"), str(ROOT / playbook)]
+    if extra_vars:
+        cmd += ["--extra-vars", json.dumps(extra_vars)]
     proc = subprocess.Popen(
-        [str(BIN / "ansible-playbook"), str(ROOT / playbook)],
+        cmd,
         cwd=ROOT,
         env=base_env(env),
         stdout=subprocess.PIPE,
@@ -146,14 +166,22 @@ def run_playbook_until(playbook: str, env: dict[str, str], marker: str, timeout:
     seen: list[str] = []
     try:
         assert proc.stdout is not None
+        count = 0
         for line in proc.stdout:
             seen.append(line)
-            if marker in line:
+            count += marker in line
+            if count >= occurrence:
                 break
         else:
-            raise AssertionError(f"{playbook} ended before {marker!r}:\n{''.join(seen)[-3000:]}")
+            raise AssertionError(f"{playbook} ended before {marker!r} x{occurrence}:\n{''.join(seen)[-3000:]}")
+        time.sleep(delay)
+        if action is None:
+            os.killpg(proc.pid, 9)
+        else:
+            action()
+        seen.extend(proc.stdout)
     finally:
-        if proc.poll() is None:
+        if proc.poll() is None and action is None:
             os.killpg(proc.pid, 9)
         proc.wait(timeout=timeout)
-    return "".join(seen)
+    return PlayResult(proc.returncode, "".join(seen))
