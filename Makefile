@@ -58,7 +58,7 @@ lint: venv ## ruff and ansible-lint (production profile)
 	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/ansible-lint --offline
 
 test: venv lint ## Everything that proves the project: lint, unit, DAG and integration tests
-	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/pytest -n 2 --dist loadgroup $(PYTEST_ARGS)
+	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/pytest -n 2 --dist loadgroup --no-loadscope-reorder $(PYTEST_ARGS)
 
 bench: venv ## Deploy / re-run / teardown figures, then cold start and Celery-vs-Local fan-out (ARGS='--keep-logs')
 	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/python scripts/bench.py $(ARGS)

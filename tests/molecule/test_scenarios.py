@@ -1,7 +1,7 @@
 """Every molecule scenario passes `molecule test` (molecule/README.md says what each one proves).
 
 The scenarios start their own endpoints (moto on a free port; LocalStack in host mode, installed on
-first use), so they run in one xdist group, one after the other. LocalStack needs Python 3.13: without
+first use), so each is its own xdist group and they may run side by side. LocalStack needs Python 3.13: without
 it the localstack scenario fails with the installer's message rather than being skipped.
 """
 
@@ -19,8 +19,9 @@ SCENARIOS = ["default", "network", "service_discovery", "localstack"]
 ANSI = re.compile(r"\x1b\[[0-9;]*m")
 
 
-@pytest.mark.xdist_group("molecule")
-@pytest.mark.parametrize("scenario", SCENARIOS)
+@pytest.mark.parametrize(
+    "scenario", [pytest.param(name, marks=pytest.mark.xdist_group(f"molecule-{name}")) for name in SCENARIOS]
+)
 def test_molecule_scenario(scenario, tmp_path):
     env = {
         **os.environ,
