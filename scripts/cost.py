@@ -229,6 +229,25 @@ class Estimate:
         self.lines.append(LineItem(item, detail, round(monthly, 2), in_total))
 
 
+def worker_autoscaled(variables: dict[str, Any]) -> bool:
+    """airflow_nodes' __airflow_nodes_worker_autoscaled: a maximum worker count above the minimum."""
+    if not {"airflow_nodes_worker_min_count", "airflow_nodes_worker_max_count"} <= variables.keys():
+        return False
+    return as_int(variables, "airflow_nodes_worker_max_count") > as_int(variables, "airflow_nodes_worker_min_count")
+
+
+# Flags the roles derive with an expression; the estimate computes them the same way.
+DERIVED_FLAGS = {"__airflow_nodes_worker_autoscaled": worker_autoscaled}
+
+
+def service_enabled(variables: dict[str, Any], key: str, value: Any) -> bool:
+    """A service spec's `enabled` field (ecs_service: false = the service is removed)."""
+    match = SIMPLE_REFERENCE.match(value.strip()) if isinstance(value, str) else None
+    if match and match[1] in DERIVED_FLAGS:
+        return DERIVED_FLAGS[match[1]](variables)
+    return as_bool(variables, f"{key}.enabled", value)
+
+
 def services(variables: dict[str, Any]) -> list[Service]:
     """The long-running ECS services (create_service true), from the roles' own service lists."""
     defaults = variables.get("ecs_service_defaults") or {}
@@ -239,6 +258,8 @@ def services(variables: dict[str, Any]) -> list[Service]:
             name = merged["name"]
             key = f"{list_name}[{name}]"
             if not as_bool(variables, f"{key}.create_service", merged.get("create_service", True)):
+                continue
+            if not service_enabled(variables, key, merged.get("enabled", True)):
                 continue
             max_name = f"airflow_nodes_{name.replace('-', '_')}_max_count"
             result.append(
@@ -380,6 +401,17 @@ def estimate(variables: dict[str, Any], prices: dict[str, Any]) -> Estimate:
         s3_gb * price(prices, "s3", "storage_gb_month")
         + refreshes / 1000 * (price(prices, "s3", "list_per_1k") + price(prices, "s3", "get_per_1k")),
     )
+
+    # Worker autoscaling: the publisher's two custom metrics, their PutMetricData calls and the alarm.
+    if worker_autoscaled(variables):
+        calls = hours * 60 / 1000  # one PutMetricData a minute
+        est.add(
+            "CloudWatch metrics",
+            f"2 metrics, 1 alarm, {calls * 1000:,.0f} PutMetricData",
+            2 * price(prices, "cloudwatch", "metric_month")
+            + price(prices, "cloudwatch", "alarm_month")
+            + calls * price(prices, "cloudwatch", "requests_per_1k"),
+        )
 
     if as_bool(variables, "ecs_cluster_container_insights"):
         est.notes.append("Container Insights is on: its custom metrics are billed on top (not estimated)")

@@ -89,7 +89,32 @@ def _elb(emulator: Emulator) -> list[str]:
     return found
 
 
-CHECKS: list[Callable[[Emulator], list[str]]] = [_ec2, _secrets, _rds, _ecs, _logs, _iam, _s3, _cloud_map, _elb]
+def _autoscaling(emulator: Emulator) -> list[str]:
+    scaling = emulator.client("application-autoscaling")
+    found = [
+        f"scalable target {t['ResourceId']}"
+        for t in scaling.describe_scalable_targets(ServiceNamespace="ecs")["ScalableTargets"]
+    ]
+    found += [
+        f"scaling policy {p['PolicyName']}"
+        for p in scaling.describe_scaling_policies(ServiceNamespace="ecs")["ScalingPolicies"]
+    ]
+    found += [f"alarm {a['AlarmName']}" for a in emulator.client("cloudwatch").describe_alarms()["MetricAlarms"]]
+    return found
+
+
+CHECKS: list[Callable[[Emulator], list[str]]] = [
+    _ec2,
+    _secrets,
+    _rds,
+    _ecs,
+    _logs,
+    _iam,
+    _s3,
+    _cloud_map,
+    _elb,
+    _autoscaling,
+]
 
 
 def leftover_resources(emulator: Emulator) -> list[str]:

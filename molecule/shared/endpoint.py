@@ -61,6 +61,7 @@ PROBES: dict[str, Callable[[Any], Any]] = {
     "rds": lambda c: c.describe_db_instances(MaxRecords=20),
     "servicediscovery": lambda c: c.list_namespaces(MaxResults=1),
     "elbv2": lambda c: c.describe_load_balancers(PageSize=1),
+    "application-autoscaling": lambda c: c.describe_scalable_targets(ServiceNamespace="ecs", MaxResults=1),
 }
 
 
@@ -462,6 +463,7 @@ _CHECK_SERVICES = {
     "_s3": "s3",
     "_cloud_map": "servicediscovery",
     "_elb": "elbv2",
+    "_autoscaling": "application-autoscaling",
 }
 
 

@@ -7,7 +7,7 @@ from typing import Any
 DOCUMENTATION = """
 name: ecs
 short_description: ECS helpers for airflow-ecs
-description: ecs_service_specs, ecs_container_definition and ecs_family_revisions; see each docstring.
+description: ecs_service_specs, ecs_container_definition, ecs_family_revisions and ecs_scaled_count; see each docstring.
 """
 
 
@@ -70,10 +70,27 @@ def ecs_family_revisions(latest: dict) -> list[dict]:
     return [{"family": latest["family"], "revision": r} for r in range(1, int(latest["revision"]) + 1)]
 
 
+def ecs_scaled_count(current: int | str | None, spec: dict) -> int:
+    """The desired count to deploy a service with: its autoscaling bounds win over `desired_count`.
+
+    Without autoscaling, `desired_count`. With it, the count the service runs now (the autoscaler's
+    choice; None when the service does not exist yet, then `desired_count`), clamped to
+    `autoscaling.min_count`..`autoscaling.max_count`, so a deploy neither fights the autoscaler nor
+    leaves the count outside new bounds.
+    """
+    wanted = int(spec.get("desired_count", 1))
+    scaling = spec.get("autoscaling")
+    if not scaling:
+        return wanted
+    count = wanted if current is None or current == "" else int(current)
+    return max(int(scaling["min_count"]), min(int(scaling["max_count"]), count))
+
+
 class FilterModule:
     def filters(self) -> dict:
         return {
             "ecs_service_specs": ecs_service_specs,
             "ecs_container_definition": ecs_container_definition,
             "ecs_family_revisions": ecs_family_revisions,
+            "ecs_scaled_count": ecs_scaled_count,
         }

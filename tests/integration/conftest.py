@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import datetime
 from collections.abc import Iterator
 from dataclasses import dataclass
 
 import pytest
 from ansible_runner import PlayResult, run_playbook
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
 from emulator import Emulator, start_emulator
 
 
@@ -19,7 +24,21 @@ class Deployment:
     resized: PlayResult  # one variable changed: the worker's size
 
 
+@dataclass
+class Featured:
+    """The same stack after `deployed`, with the production features switched on, then upgraded."""
+
+    emulator: Emulator
+    variables: dict  # what the features run passed
+    certificate_arn: str
+    targets_before: list  # the scalable targets before the features run (none: autoscaling was off)
+    features: PlayResult  # HTTPS, allowed CIDRs, worker autoscaling on the deployed stack
+    upgraded: PlayResult  # the same variables with only airflow_image changed
+
+
 RESIZED_WORKER = {"airflow_nodes_worker_cpu": 2048, "airflow_nodes_worker_memory": 4096}
+UPGRADED_IMAGE = "apache/airflow:3.3.3"
+ALLOWED_CIDRS = ["203.0.113.0/24", "198.51.100.7/32"]
 
 
 @pytest.fixture(scope="session")
@@ -38,3 +57,51 @@ def deployed(stack_emulator: Emulator) -> Deployment:
     checked = run_playbook("site.yml", stack_emulator.env(), args=["--check", "--diff"])
     resized = run_playbook("site.yml", stack_emulator.env(), extra_vars=RESIZED_WORKER)
     return Deployment(stack_emulator, first, second, checked, resized)
+
+
+def import_self_signed_certificate(emulator: Emulator, domain: str = "airflow.example.com") -> str:
+    """A self-signed certificate for `domain`, imported into ACM; returns its ARN."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, domain)])
+    now = datetime.datetime.now(datetime.UTC)
+    certificate = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(days=1))
+        .not_valid_after(now + datetime.timedelta(days=30))
+        .add_extension(x509.SubjectAlternativeName([x509.DNSName(domain)]), critical=False)
+        .sign(key, hashes.SHA256())
+    )
+    return emulator.client("acm").import_certificate(
+        Certificate=certificate.public_bytes(serialization.Encoding.PEM),
+        PrivateKey=key.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        ),
+    )["CertificateArn"]
+
+
+@pytest.fixture(scope="session")
+def featured(deployed: Deployment) -> Featured:
+    """Two more runs on the deployed stack, requested only by tests that run after every reader of the default stack.
+
+    `features` turns on HTTPS, restricted CIDRs and worker autoscaling (0-4); `upgraded` then changes only
+    the Airflow image, so it also proves the features re-run without changes.
+    """
+    emulator = deployed.emulator
+    certificate_arn = import_self_signed_certificate(emulator)
+    variables = {
+        **RESIZED_WORKER,
+        "load_balancer_certificate_arn": certificate_arn,
+        "network_alb_allowed_cidrs": ALLOWED_CIDRS,
+        "airflow_nodes_worker_min_count": 0,
+        "airflow_nodes_worker_max_count": 4,
+    }
+    scaling = emulator.client("application-autoscaling")
+    targets_before = scaling.describe_scalable_targets(ServiceNamespace="ecs")["ScalableTargets"]
+    features = run_playbook("site.yml", emulator.env(), extra_vars=variables)
+    assert features.returncode == 0, features.output[-5000:]
+    upgraded = run_playbook("site.yml", emulator.env(), extra_vars={**variables, "airflow_image": UPGRADED_IMAGE})
+    return Featured(emulator, variables, certificate_arn, targets_before, features, upgraded)

@@ -51,6 +51,15 @@ BAD_INPUTS = {
         "no credentials",
     ),
     "broker-timeout": ({"messaging_consumer_timeout_ms": 1000}, "messaging_consumer_timeout_ms must be at least"),
+    "certificate-not-an-acm-arn": (
+        {"load_balancer_certificate_arn": "arn:aws:iam::123456789012:server-certificate/ui"},
+        "load_balancer_certificate_arn empty or an ACM certificate ARN",
+    ),
+    "tls-policy-unknown": ({"load_balancer_ssl_policy": "TLSv1.3-only"}, "an ELBSecurityPolicy-* name"),
+    "worker-max-below-min": (
+        {"airflow_nodes_worker_min_count": 3, "airflow_nodes_worker_max_count": 1},
+        "min <= max <= min + 19 (got 3 and 1)",
+    ),
 }
 
 

@@ -52,6 +52,7 @@ PRICES: dict[str, Any] = {
     "cloudwatch_logs": {"ingestion_gb": 0.5, "storage_gb_month": 0.03, "assumed_ingestion_gb_per_month": 6},
     "s3": {"storage_gb_month": 0.02, "get_per_1k": 0.001, "list_per_1k": 0.004, "assumed_storage_gb": 10},
     "mwaa": {"small_environment_hour": 0.5},
+    "cloudwatch": {"metric_month": 0.3, "alarm_month": 0.1, "requests_per_1k": 0.01},
 }
 
 
@@ -112,6 +113,22 @@ def test_arithmetic_of_a_small_config() -> None:
     assert result.total == 45.22
     assert result.mwaa_small == 50.00
     assert result.notes == [note for note in result.notes if note.startswith("not included")]
+
+
+def test_worker_autoscaling_adds_the_publisher_and_its_metrics_and_shows_the_maximum() -> None:
+    enabled = "{{ __airflow_nodes_worker_autoscaled }}"
+    publisher = {"name": "worker-demand", "enabled": enabled, "cpu": 256, "memory": 512}
+    config = small_config()
+    config["__airflow_nodes_services"] = [*config["__airflow_nodes_services"], publisher]
+    fixed = cost.estimate({**config, "airflow_nodes_worker_min_count": 2, "airflow_nodes_worker_max_count": 2}, PRICES)
+    assert "Fargate worker-demand" not in lines(fixed) and "CloudWatch metrics" not in lines(fixed)
+    assert fixed.total == 45.22
+
+    scaled = cost.estimate({**config, "airflow_nodes_worker_min_count": 0, "airflow_nodes_worker_max_count": 4}, PRICES)
+    assert lines(scaled)["Fargate worker-demand"] == 1.20  # (0.25 x 0.04 + 0.5 x 0.004) x 100 h
+    assert lines(scaled)["CloudWatch metrics"] == 0.76  # 2 x 0.3 + 0.1 + 6000 calls / 1000 x 0.01
+    assert lines(scaled)["Fargate worker at max"] == 38.40  # 4 x (2 x 0.04 + 4 x 0.004) x 100 h, not totalled
+    assert scaled.total == round(45.22 + 1.20 + 0.76, 2)
 
 
 def test_fargate_spot_costs_thirty_percent() -> None:

@@ -1,0 +1,172 @@
+"""Production features on the deployed stack: HTTPS, allowed CIDRs, worker autoscaling, a rolling upgrade.
+
+The `featured` fixture changes the shared deployment (two more site.yml runs), so these tests must run
+after every test that reads the default stack: this file sorts after the other files of the
+`deployed_stack` group, and pytest runs a group's files in that order on one worker.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+
+import pytest
+from conftest import ALLOWED_CIDRS, UPGRADED_IMAGE
+
+pytestmark = pytest.mark.xdist_group("deployed_stack")
+
+AIRFLOW_SERVICES = ["api-server", "scheduler", "dag-processor", "triggerer", "worker", "flower", "worker-demand"]
+WORKER = "service/airflow/airflow-worker"
+DEMAND = "airflow-worker-demand"  # policy and alarm: <stack>-<service>-demand
+
+
+def changed_tasks(output: str) -> list[tuple[str, str]]:
+    """(task name, changed line) for every `changed:` line of a play's output."""
+    found, task = [], ""
+    for line in output.splitlines():
+        if line.startswith("TASK ["):
+            task = re.sub(r"\s*\*+$", "", line)[len("TASK [") : -1]
+        elif line.startswith("changed:"):
+            found.append((task, line))
+    return found
+
+
+def test_plain_http_deploys_warn_in_the_summary(deployed):
+    assert "WARNING: the UI is plain HTTP" in deployed.second.output
+    assert "Airflow UI: http://" in deployed.second.output
+
+
+def test_features_run_succeeds_with_https_in_the_summary(featured):
+    assert featured.features.returncode == 0, featured.features.output[-5000:]
+    assert "Airflow UI: https://" in featured.features.output
+    assert "WARNING: the UI is plain HTTP" not in featured.features.output
+    assert "Workers: autoscaled 0-4" in featured.features.output
+
+
+# --- HTTPS and who may reach the ALB.
+def test_alb_serves_https_with_a_current_tls_policy_and_redirects_http(featured):
+    elb = featured.emulator.client("elbv2")
+    [alb] = elb.describe_load_balancers(Names=["airflow-alb"])["LoadBalancers"]
+    found = elb.describe_listeners(LoadBalancerArn=alb["LoadBalancerArn"])["Listeners"]
+    listeners = {item["Port"]: item for item in found}
+    assert sorted(listeners) == [80, 443]
+    https = listeners[443]
+    assert https["Protocol"] == "HTTPS"
+    assert https["SslPolicy"] == "ELBSecurityPolicy-TLS13-1-2-2021-06"
+    assert [c["CertificateArn"] for c in https["Certificates"]] == [featured.certificate_arn]
+    [target_group] = elb.describe_target_groups(Names=["airflow-api-server"])["TargetGroups"]
+    assert https["DefaultActions"] == [{"Type": "forward", "TargetGroupArn": target_group["TargetGroupArn"]}]
+    [redirect] = listeners[80]["DefaultActions"]
+    assert redirect["Type"] == "redirect"
+    assert redirect["RedirectConfig"]["Protocol"] == "HTTPS" and redirect["RedirectConfig"]["Port"] == "443"
+    assert redirect["RedirectConfig"]["StatusCode"] == "HTTP_301"
+
+
+def test_alb_security_group_opens_exactly_the_listener_ports_to_the_allowed_cidrs(featured):
+    ec2 = featured.emulator.client("ec2")
+    name_filter = [{"Name": "group-name", "Values": ["airflow-alb"]}]
+    [group] = ec2.describe_security_groups(Filters=name_filter)["SecurityGroups"]
+    opened = {(r["FromPort"], r["ToPort"]): sorted(c["CidrIp"] for c in r["IpRanges"]) for r in group["IpPermissions"]}
+    assert opened == {(80, 80): sorted(ALLOWED_CIDRS), (443, 443): sorted(ALLOWED_CIDRS)}
+
+
+# --- Worker autoscaling.
+def test_no_autoscaling_existed_before_the_bounds_were_set(featured):
+    assert featured.targets_before == []
+
+
+def test_worker_scalable_target_follows_the_bounds(featured):
+    scaling = featured.emulator.client("application-autoscaling")
+    targets = scaling.describe_scalable_targets(ServiceNamespace="ecs")["ScalableTargets"]
+    assert [(t["ResourceId"], t["MinCapacity"], t["MaxCapacity"]) for t in targets] == [(WORKER, 0, 4)]
+
+
+def test_worker_policy_sets_the_count_to_the_published_demand(featured):
+    scaling = featured.emulator.client("application-autoscaling")
+    [policy] = scaling.describe_scaling_policies(ServiceNamespace="ecs", ResourceId=WORKER)["ScalingPolicies"]
+    assert policy["PolicyName"] == DEMAND and policy["PolicyType"] == "StepScaling"
+    config = policy["StepScalingPolicyConfiguration"]
+    assert config["AdjustmentType"] == "ExactCapacity"
+    assert config["Cooldown"] == 60
+    assert [s["ScalingAdjustment"] for s in config["StepAdjustments"]] == [0, 1, 2, 3, 4]
+    [alarm] = featured.emulator.client("cloudwatch").describe_alarms(AlarmNames=[DEMAND])["MetricAlarms"]
+    metric = (alarm["Namespace"], alarm["MetricName"], alarm["Statistic"])
+    assert metric == ("airflow-ecs/airflow", "DesiredWorkers", "Maximum")
+    assert alarm["AlarmActions"] == [policy["PolicyARN"]]
+    assert alarm["ComparisonOperator"] == "GreaterThanOrEqualToThreshold" and alarm["Threshold"] == 0
+
+
+def test_worker_demand_publisher_may_only_put_its_metrics(featured):
+    ecs = featured.emulator.client("ecs")
+    [service] = ecs.describe_services(cluster="airflow", services=["airflow-worker-demand"])["services"]
+    assert service["status"] == "ACTIVE" and service["desiredCount"] == 1
+    definition = ecs.describe_task_definition(taskDefinition=service["taskDefinition"])["taskDefinition"]
+    [container] = definition["containerDefinitions"]
+    assert container["command"][:2] == ["python", "-c"] and "def desired_workers" in container["command"][2]
+    assert [s["name"] for s in container["secrets"]] == ["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"]
+    assert definition["taskRoleArn"].endswith(":role/airflow-worker-demand")
+    iam = featured.emulator.client("iam")
+    assert iam.list_role_policies(RoleName="airflow-worker-demand")["PolicyNames"] == ["put-worker-demand"]
+    document = iam.get_role_policy(RoleName="airflow-worker-demand", PolicyName="put-worker-demand")["PolicyDocument"]
+    document = json.loads(document) if isinstance(document, str) else document
+    [statement] = document["Statement"]
+    assert statement["Action"] == "cloudwatch:PutMetricData"
+    assert statement["Condition"] == {"StringEquals": {"cloudwatch:namespace": "airflow-ecs/airflow"}}
+
+
+# --- Rolling upgrade: only the image changes; the migration runs first.
+def test_upgrade_changes_nothing_but_the_airflow_task_definitions_services_and_migration(featured):
+    upgraded = featured.upgraded
+    assert upgraded.returncode == 0, upgraded.output[-5000:]
+    changes = changed_tasks(upgraded.output)
+    tasks = {task for task, _ in changes}
+    assert tasks == {
+        "ecs_service : Register the task definitions (a new revision only when the content changes)",
+        "ecs_service : Create or update the services",
+        "airflow : Run `airflow db migrate` as a one-off Fargate task and wait for it to exit 0",
+        "airflow : Record the successful migration",
+    }, changes
+    assert not [line for _, line in changes if "rabbitmq" in line], changes
+    item = re.compile(r"item=airflow-([a-z-]+?)( x\d.*)?\)")
+    updated = {item.search(line).group(1) for _, line in changes if "item=" in line}
+    assert updated == {*AIRFLOW_SERVICES, "migrate"}
+
+
+def test_upgrade_migrates_before_rolling_any_service(featured):
+    output = featured.upgraded.output
+    migrate = output.index("TASK [airflow : Run `airflow db migrate`")
+    rolled = output.index("changed: [localhost] => (item=airflow-api-server x1)")
+    assert migrate < rolled
+    assert "changed:" in output[migrate:].split("TASK [", 2)[1]
+    s3 = featured.emulator.client("s3")
+    keys = [o["Key"] for o in s3.list_objects_v2(Bucket="airflow-dags-123456789012-us-east-1")["Contents"]]
+    assert ".airflow-ecs/migrations/airflow-migrate-2" in keys
+
+
+def test_upgrade_moves_every_airflow_service_to_the_new_image_and_leaves_the_broker(featured):
+    ecs = featured.emulator.client("ecs")
+    names = [f"airflow-{n}" for n in [*AIRFLOW_SERVICES, "rabbitmq"]]
+    services = {s["serviceName"]: s for s in ecs.describe_services(cluster="airflow", services=names)["services"]}
+    for name in names:
+        definition = ecs.describe_task_definition(taskDefinition=services[name]["taskDefinition"])["taskDefinition"]
+        image = definition["containerDefinitions"][0]["image"]
+        if name == "airflow-rabbitmq":
+            assert definition["revision"] == 1 and image.startswith("rabbitmq:")
+        else:
+            assert image == UPGRADED_IMAGE, name
+    migrate = ecs.describe_task_definition(taskDefinition="airflow-migrate")["taskDefinition"]
+    assert migrate["containerDefinitions"][0]["image"] == UPGRADED_IMAGE
+    worker = ecs.describe_task_definition(taskDefinition=services["airflow-worker"]["taskDefinition"])["taskDefinition"]
+    assert (worker["cpu"], worker["memory"]) == ("2048", "4096")  # the resize stays: only the image moved
+
+
+def test_upgrade_rolls_with_circuit_breaker_rollback_and_keeps_the_ui_up(featured):
+    """moto drops deploymentConfiguration on CreateService but keeps it from UpdateService: readable after the roll."""
+    ecs = featured.emulator.client("ecs")
+    names = [f"airflow-{n}" for n in AIRFLOW_SERVICES]
+    for service in ecs.describe_services(cluster="airflow", services=names)["services"]:
+        config = service["deploymentConfiguration"]
+        assert config["deploymentCircuitBreaker"] == {"enable": True, "rollback": True}, service["serviceName"]
+    [api] = ecs.describe_services(cluster="airflow", services=["airflow-api-server"])["services"]
+    assert api["deploymentConfiguration"]["minimumHealthyPercent"] == 100
+    assert api["deploymentConfiguration"]["maximumPercent"] == 200
