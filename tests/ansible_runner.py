@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -134,6 +135,29 @@ def run_module_with_output(
     return data["plays"][0]["tasks"][0]["hosts"]["localhost"], proc.stdout + proc.stderr
 
 
+def _children() -> dict[int, list[int]]:
+    children: dict[int, list[int]] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        children.setdefault(int(fields[1]), []).append(int(stat.parent.name))
+    return children
+
+
+def kill_tree(pid: int) -> None:
+    """SIGKILL a process and all its descendants: ansible's task workers run in sessions of their own."""
+    children, tree, todo = _children(), [], [pid]
+    while todo:
+        current = todo.pop()
+        tree.append(current)
+        todo += children.get(current, [])
+    for member in tree:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(member, 9)
+
+
 def run_playbook_until(
     playbook: str,
     env: dict[str, str],
@@ -147,7 +171,7 @@ def run_playbook_until(
 ) -> PlayResult:
     """Run a playbook and interfere once `marker` has appeared `occurrence` times in its output (+ `delay` s).
 
-    Without `action` the playbook is killed (SIGKILL to its whole process group), as a lost CI runner or
+    Without `action` the playbook is killed (SIGKILL to it and every descendant), as a lost CI runner or
     Ctrl-C twice would; with `action` that is called instead (e.g. stop the emulator) and the playbook runs
     on to its end. Fails when the playbook ends before the marker.
     """
@@ -176,12 +200,12 @@ def run_playbook_until(
             raise AssertionError(f"{playbook} ended before {marker!r} x{occurrence}:\n{''.join(seen)[-3000:]}")
         time.sleep(delay)
         if action is None:
-            os.killpg(proc.pid, 9)
+            kill_tree(proc.pid)
         else:
             action()
         seen.extend(proc.stdout)
     finally:
         if proc.poll() is None and action is None:
-            os.killpg(proc.pid, 9)
+            kill_tree(proc.pid)
         proc.wait(timeout=timeout)
     return PlayResult(proc.returncode, "".join(seen))

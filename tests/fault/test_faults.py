@@ -3,7 +3,7 @@
 0. The emulator lost mid-deploy (stopped while the database is being created): the deploy fails with
    the endpoint error; a fresh, empty emulator is started on the same port for everything below, so
    the runs of step 1 have to recreate what was lost.
-1. `site.yml` killed (SIGKILL to the whole process group) at five points in turn, each run getting
+1. `site.yml` killed (SIGKILL to it and its task workers) at five points in turn, each run getting
    further than the last; the sixth run completes.
 2. A second stack, deployed uninterrupted beside it, is the reference: the resumed stack describes the
    same, name for name (tests/fault/stack_state.py).
