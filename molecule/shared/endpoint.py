@@ -162,16 +162,8 @@ def start_moto(state_file: Path) -> dict[str, Any]:
 
 
 def localstack_script() -> Path:
-    """../shared/tools/localstack-host.sh beside the repository (LOCALSTACK_HOST_SCRIPT overrides)."""
-    if os.environ.get("LOCALSTACK_HOST_SCRIPT"):
-        return Path(os.environ["LOCALSTACK_HOST_SCRIPT"])
-    try:
-        top = subprocess.run(
-            ["git", "rev-parse", "--show-toplevel"], cwd=PROJECT, capture_output=True, text=True, check=True
-        ).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        top = str(PROJECT)
-    return Path(top).parent / "shared" / "tools" / "localstack-host.sh"
+    """scripts/localstack-host.sh of this repository (LOCALSTACK_HOST_SCRIPT overrides)."""
+    return Path(os.environ.get("LOCALSTACK_HOST_SCRIPT") or PROJECT / "scripts" / "localstack-host.sh")
 
 
 def _localstack_env(home: Path, port: int | None = None) -> dict[str, str]:
@@ -215,7 +207,7 @@ def start_localstack(state_file: Path) -> dict[str, Any]:
     stop(state_file)  # whatever an earlier run recorded but no longer answers
     script = localstack_script()
     if not script.is_file():
-        sys.exit(f"LocalStack cannot be started: {script} is missing (expected ../shared beside the repository)")
+        sys.exit(f"LocalStack cannot be started: {script} is missing")
     venv = _install_localstack(script)
     # A private LS_HOME per run (pid file, log, LocalStack's files) that links to the shared venv, so a
     # LocalStack someone else runs with the default ~/.localstack-host is never touched.
