@@ -31,7 +31,7 @@ def _group(item: pytest.Item) -> str:
     return next(item.iter_markers("xdist_group")).args[0]
 
 
-@pytest.hookimpl(tryfirst=True)
+@pytest.hookimpl(tryfirst=True)  # before pytest-xdist appends each item's group to its node id
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """Under `--dist loadgroup` a file's tests stay on one worker unless they name a shared group.
 
