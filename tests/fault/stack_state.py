@@ -66,10 +66,12 @@ def describe_stack(emulator: Emulator, stack: str) -> dict[str, Any]:
             if d["DBInstanceIdentifier"].startswith(f"{stack}-")
         ),
         "namespaces": sorted(n["Name"] for n in namespaces),
+        # The emulator ignores the NAMESPACE_ID filter (and summaries carry no namespace): read each service.
         "discovery_services": sorted(
-            s["Name"]
+            service["Name"]
             for n in namespaces
-            for s in sd.list_services(Filters=[{"Name": "NAMESPACE_ID", "Values": [n["Id"]]}])["Services"]
+            for summary in sd.list_services(Filters=[{"Name": "NAMESPACE_ID", "Values": [n["Id"]]}])["Services"]
+            if (service := sd.get_service(Id=summary["Id"])["Service"])["NamespaceId"] == n["Id"]
         ),
         "clusters": sorted(c["clusterName"] for c in clusters),
         "ecs_services": sorted(s["serviceName"] for s in services if s["status"] == "ACTIVE"),
