@@ -31,6 +31,11 @@ def _group(item: pytest.Item) -> str:
     return next(item.iter_markers("xdist_group")).args[0]
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    # Registered here too, so runs without xdist (-p no:xdist) accept the marker.
+    config.addinivalue_line("markers", "xdist_group(name): keep these tests on one xdist worker")
+
+
 @pytest.hookimpl(tryfirst=True)  # before pytest-xdist appends each item's group to its node id
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """Under `--dist loadgroup` a file's tests stay on one worker unless they name a shared group.

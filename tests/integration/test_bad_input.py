@@ -45,7 +45,7 @@ BAD_INPUTS = {
     "image-without-tag": ({"airflow_image": "apache/airflow"}, "airflow_image needs an explicit tag"),
     "image-latest": ({"airflow_image": "apache/airflow:latest"}, "airflow_image needs an explicit tag"),
     "fargate-size": ({"airflow_nodes_worker_cpu": 256, "airflow_nodes_worker_memory": 8192}, "a Fargate task size"),
-    "negative-count": ({"airflow_nodes_worker_count": -1}, "desired_count a whole number >= 0"),
+    "negative-count": ({"airflow_nodes_worker_count": -1}, "airflow_nodes_worker_count must be a whole number >= 0"),
     "credential-in-environment": (
         {"airflow_extra_environment": {"AIRFLOW__SMTP__SMTP_PASSWORD": "x"}},
         "no credentials",
