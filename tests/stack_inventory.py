@@ -103,6 +103,10 @@ def _autoscaling(emulator: Emulator) -> list[str]:
     return found
 
 
+def _mq(emulator: Emulator) -> list[str]:
+    return [f"mq broker {b['BrokerName']}" for b in emulator.client("mq").list_brokers()["BrokerSummaries"]]
+
+
 CHECKS: list[Callable[[Emulator], list[str]]] = [
     _ec2,
     _secrets,
@@ -114,6 +118,7 @@ CHECKS: list[Callable[[Emulator], list[str]]] = [
     _cloud_map,
     _elb,
     _autoscaling,
+    _mq,
 ]
 
 

@@ -13,6 +13,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 from emulator import Emulator, start_emulator
+from stack_inventory import leftover_resources
 
 
 @dataclass
@@ -36,6 +37,20 @@ class Featured:
     upgraded: PlayResult  # the same variables with only airflow_image changed
 
 
+@dataclass
+class Switched:
+    """The featured stack moved to Amazon MQ, checked, then torn down (the last runs on the shared emulator)."""
+
+    emulator: Emulator
+    before: dict  # broker-related state before the switch (see conftest.broker_state)
+    after: dict  # the same right after the switch
+    switched: PlayResult  # broker_backend amazonmq on the featured stack
+    checked: PlayResult  # --check --diff of the same: must report nothing to change
+    torn_down: PlayResult  # teardown.yml (default variables) with the Amazon MQ broker in place
+    leftovers: list  # stack_inventory.leftover_resources after the teardown
+
+
+AMAZONMQ = {"broker_backend": "amazonmq"}
 RESIZED_WORKER = {"airflow_nodes_worker_cpu": 2048, "airflow_nodes_worker_memory": 4096}
 UPGRADED_IMAGE = "apache/airflow:3.3.3"
 ALLOWED_CIDRS = ["203.0.113.0/24", "198.51.100.7/32"]
@@ -105,3 +120,32 @@ def featured(deployed: Deployment) -> Featured:
     assert features.returncode == 0, features.output[-5000:]
     upgraded = run_playbook("site.yml", emulator.env(), extra_vars={**variables, "airflow_image": UPGRADED_IMAGE})
     return Featured(emulator, variables, certificate_arn, targets_before, features, upgraded)
+
+
+def broker_state(emulator: Emulator) -> dict:
+    """What a broker switch touches: the ECS services' task definitions, Cloud Map services, brokers, broker URL."""
+    ecs = emulator.client("ecs")
+    arns = ecs.list_services(cluster="airflow")["serviceArns"]
+    services = ecs.describe_services(cluster="airflow", services=arns)["services"] if arns else []
+    sd = emulator.client("servicediscovery")
+    secret = emulator.client("secretsmanager").get_secret_value(SecretId="airflow/broker-url")["SecretString"]
+    return {
+        "task_definitions": {s["serviceName"]: s["taskDefinition"] for s in services},
+        "discovery": sorted(s["Name"] for s in sd.list_services()["Services"]),
+        "brokers": emulator.client("mq").list_brokers()["BrokerSummaries"],
+        "broker_url": secret,
+    }
+
+
+@pytest.fixture(scope="session")
+def switched(featured: Featured) -> Switched:
+    """Requested only by the last tests of the group: they end the shared deployment."""
+    emulator = featured.emulator
+    variables = {**featured.variables, "airflow_image": UPGRADED_IMAGE, **AMAZONMQ}
+    before = broker_state(emulator)
+    switch = run_playbook("site.yml", emulator.env(), extra_vars=variables)
+    assert switch.returncode == 0, switch.output[-5000:]
+    after = broker_state(emulator)
+    checked = run_playbook("site.yml", emulator.env(), extra_vars=variables, args=["--check", "--diff"])
+    torn_down = run_playbook("teardown.yml", emulator.env())  # broker_backend left at its default on purpose
+    return Switched(emulator, before, after, switch, checked, torn_down, leftover_resources(emulator))

@@ -170,3 +170,73 @@ def test_upgrade_rolls_with_circuit_breaker_rollback_and_keeps_the_ui_up(feature
     [api] = ecs.describe_services(cluster="airflow", services=["airflow-api-server"])["services"]
     assert api["deploymentConfiguration"]["minimumHealthyPercent"] == 100
     assert api["deploymentConfiguration"]["maximumPercent"] == 200
+
+
+# Broker switch to Amazon MQ: the last runs on the shared deployment (switch, check mode, teardown).
+
+
+def test_switch_to_amazonmq_creates_a_private_rabbitmq_broker_in_the_broker_group(switched):
+    assert switched.switched.returncode == 0
+    [summary] = switched.after["brokers"]
+    mq = switched.emulator.client("mq")
+    broker = mq.describe_broker(BrokerId=summary["BrokerId"])
+    assert broker["BrokerName"] == "airflow-broker"
+    assert (broker["EngineType"], broker["EngineVersion"]) == ("RABBITMQ", "3.13")
+    assert (broker["DeploymentMode"], broker["HostInstanceType"]) == ("SINGLE_INSTANCE", "mq.m7g.medium")
+    assert broker["PubliclyAccessible"] is False and broker["StorageType"] == "EBS"
+    ec2 = switched.emulator.client("ec2")
+    [subnet] = ec2.describe_subnets(SubnetIds=broker["SubnetIds"])["Subnets"]
+    assert {"Key": "airflow-ecs:tier", "Value": "private"} in subnet["Tags"]
+    [group] = ec2.describe_security_groups(GroupIds=broker["SecurityGroups"])["SecurityGroups"]
+    assert group["GroupName"] == "airflow-broker"
+    assert broker["Tags"] == {"airflow-ecs:stack": "airflow", "airflow-ecs:component": "broker"}
+
+
+def test_switch_opens_amqps_and_the_console_to_the_airflow_nodes_only(switched):
+    ec2 = switched.emulator.client("ec2")
+    [group] = ec2.describe_security_groups(Filters=[{"Name": "group-name", "Values": ["airflow-broker"]}])[
+        "SecurityGroups"
+    ]
+    [airflow] = ec2.describe_security_groups(Filters=[{"Name": "group-name", "Values": ["airflow-airflow"]}])[
+        "SecurityGroups"
+    ]
+    rules = sorted(
+        (p["FromPort"], p["ToPort"], tuple(g["GroupId"] for g in p["UserIdGroupPairs"]), len(p["IpRanges"]))
+        for p in group["IpPermissions"]
+    )
+    assert rules == [(443, 443, (airflow["GroupId"],), 0), (5671, 5671, (airflow["GroupId"],), 0)]
+
+
+def test_switch_points_the_broker_url_at_the_amazonmq_endpoint_over_tls(switched):
+    before, after = switched.before["broker_url"], switched.after["broker_url"]
+    assert before.startswith("amqp://") and "@rabbitmq.airflow.internal:5672/airflow" in before
+    credentials = json.loads(
+        switched.emulator.client("secretsmanager").get_secret_value(SecretId="airflow/broker")["SecretString"]
+    )
+    # moto's brokers all answer at amqps://mockmq:5671; "//" is the default vhost "/".
+    assert after == f"amqps://{credentials['username']}:{credentials['password']}@mockmq:5671//"
+
+
+def test_switch_removes_the_fargate_broker_and_rolls_every_airflow_service(switched):
+    before, after = switched.before, switched.after
+    assert "airflow-rabbitmq" in before["task_definitions"] and "rabbitmq" in before["discovery"]
+    assert "airflow-rabbitmq" not in after["task_definitions"] and after["discovery"] == ["api-server"]
+    assert set(after["task_definitions"]) == set(before["task_definitions"]) - {"airflow-rabbitmq"}
+    ecs = switched.emulator.client("ecs")
+    for name, arn in after["task_definitions"].items():
+        assert arn != before["task_definitions"][name], f"{name} was not rolled onto the new broker"
+        environment = ecs.describe_task_definition(taskDefinition=arn)["taskDefinition"]["containerDefinitions"][0][
+            "environment"
+        ]
+        assert {"name": "AIRFLOW_ECS_BROKER", "value": "amqps://mockmq:5671"} in environment, name
+
+
+def test_amazonmq_stack_in_check_mode_reports_nothing_to_change(switched):
+    assert switched.checked.returncode == 0, switched.checked.output[-3000:]
+    assert switched.checked.changed == 0, changed_tasks(switched.checked.output)
+
+
+def test_teardown_with_default_variables_removes_the_amazonmq_broker_and_everything_else(switched):
+    assert switched.torn_down.returncode == 0, switched.torn_down.output[-3000:]
+    assert "Delete the Amazon MQ broker" in switched.torn_down.output
+    assert switched.leftovers == []
