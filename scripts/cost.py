@@ -236,8 +236,19 @@ def worker_autoscaled(variables: dict[str, Any]) -> bool:
     return as_int(variables, "airflow_nodes_worker_max_count") > as_int(variables, "airflow_nodes_worker_min_count")
 
 
+BROKER_BACKENDS = ("rabbitmq_fargate", "amazonmq")
+
+
+def broker_on_fargate(variables: dict[str, Any]) -> bool:
+    """messaging's __messaging_on_fargate: broker_backend rabbitmq_fargate (the default) rather than amazonmq."""
+    backend = as_str(variables, "broker_backend") if "broker_backend" in variables else BROKER_BACKENDS[0]
+    if backend not in BROKER_BACKENDS:
+        raise CostError(f"variable broker_backend must be one of {', '.join(BROKER_BACKENDS)}, not {backend!r}")
+    return backend == "rabbitmq_fargate"
+
+
 # Flags the roles derive with an expression; the estimate computes them the same way.
-DERIVED_FLAGS = {"__airflow_nodes_worker_autoscaled": worker_autoscaled}
+DERIVED_FLAGS = {"__airflow_nodes_worker_autoscaled": worker_autoscaled, "__messaging_on_fargate": broker_on_fargate}
 
 
 def service_enabled(variables: dict[str, Any], key: str, value: Any) -> bool:
@@ -336,6 +347,19 @@ def estimate(variables: dict[str, Any], prices: dict[str, Any]) -> Estimate:
         f"{storage_gb} GB {storage_type} {deployment}",
         storage_gb * price(prices, "rds_postgresql", "storage_gb_month", storage_type) * factor,
     )
+
+    # Amazon MQ for RabbitMQ (broker_backend amazonmq): broker instance hours (three for a cluster) and storage.
+    if not broker_on_fargate(variables):
+        mode = as_str(variables, "messaging_amazonmq_deployment_mode")
+        instance_type = as_str(variables, "messaging_amazonmq_instance_type")
+        nodes = int(price(prices, "amazon_mq_rabbitmq", "cluster_nodes")) if mode == "CLUSTER_MULTI_AZ" else 1
+        mq_gb = price(prices, "amazon_mq_rabbitmq", "assumed_storage_gb")
+        est.add(
+            "Amazon MQ broker",
+            f"{instance_type} x {nodes} ({mode}) + {mq_gb:g} GB",
+            nodes * hours * price(prices, "amazon_mq_rabbitmq", "instance_hour", instance_type)
+            + mq_gb * price(prices, "amazon_mq_rabbitmq", "storage_gb_month"),
+        )
 
     # Network: NAT gateways (one, or one per AZ), processed data, the ALB and public IPv4 addresses.
     az_count = as_int(variables, "network_az_count")

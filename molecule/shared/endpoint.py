@@ -62,6 +62,7 @@ PROBES: dict[str, Callable[[Any], Any]] = {
     "servicediscovery": lambda c: c.list_namespaces(MaxResults=1),
     "elbv2": lambda c: c.describe_load_balancers(PageSize=1),
     "application-autoscaling": lambda c: c.describe_scalable_targets(ServiceNamespace="ecs", MaxResults=1),
+    "mq": lambda c: c.list_brokers(MaxResults=1),
 }
 
 
@@ -456,6 +457,7 @@ _CHECK_SERVICES = {
     "_cloud_map": "servicediscovery",
     "_elb": "elbv2",
     "_autoscaling": "application-autoscaling",
+    "_mq": "mq",
 }
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime
+import json
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -35,6 +36,9 @@ class Featured:
     targets_before: list  # the scalable targets before the features run (none: autoscaling was off)
     features: PlayResult  # HTTPS, allowed CIDRs, worker autoscaling on the deployed stack
     upgraded: PlayResult  # the same variables with only airflow_image changed
+    # (secret version, service_environments) of ROTATED, which the features run also rotates
+    rotated_before: tuple
+    rotated_after: tuple
 
 
 @dataclass
@@ -51,6 +55,7 @@ class Switched:
 
 
 AMAZONMQ = {"broker_backend": "amazonmq"}
+ROTATED = "api_secret_key"  # secrets_rotate key of a secret every Airflow node reads and the broker does not
 RESIZED_WORKER = {"airflow_nodes_worker_cpu": 2048, "airflow_nodes_worker_memory": 4096}
 UPGRADED_IMAGE = "apache/airflow:3.3.3"
 ALLOWED_CIDRS = ["203.0.113.0/24", "198.51.100.7/32"]
@@ -102,7 +107,8 @@ def import_self_signed_certificate(emulator: Emulator, domain: str = "airflow.ex
 def featured(deployed: Deployment) -> Featured:
     """Two more runs on the deployed stack, requested only by tests that run after every reader of the default stack.
 
-    `features` turns on HTTPS, restricted CIDRs and worker autoscaling (0-4); `upgraded` then changes only
+    `features` turns on HTTPS, restricted CIDRs and worker autoscaling (0-4) and rotates one secret
+    (ROTATED); `upgraded` then changes only
     the Airflow image, so it also proves the features re-run without changes.
     """
     emulator = deployed.emulator
@@ -116,24 +122,67 @@ def featured(deployed: Deployment) -> Featured:
     }
     scaling = emulator.client("application-autoscaling")
     targets_before = scaling.describe_scalable_targets(ServiceNamespace="ecs")["ScalableTargets"]
-    features = run_playbook("site.yml", emulator.env(), extra_vars=variables)
+    rotated_before = (secret_version(emulator, "airflow/" + ROTATED.replace("_", "-")), service_environments(emulator))
+    features = run_playbook("site.yml", emulator.env(), extra_vars={**variables, "secrets_rotate": [ROTATED]})
     assert features.returncode == 0, features.output[-5000:]
+    rotated_after = (secret_version(emulator, "airflow/" + ROTATED.replace("_", "-")), service_environments(emulator))
     upgraded = run_playbook("site.yml", emulator.env(), extra_vars={**variables, "airflow_image": UPGRADED_IMAGE})
-    return Featured(emulator, variables, certificate_arn, targets_before, features, upgraded)
+    return Featured(
+        emulator, variables, certificate_arn, targets_before, features, upgraded, rotated_before, rotated_after
+    )
+
+
+def service_environments(emulator: Emulator) -> dict[str, tuple[str, dict]]:
+    """Each active ECS service of the stack: (task definition, environment of its container)."""
+    ecs = emulator.client("ecs")
+    arns = ecs.list_services(cluster="airflow")["serviceArns"]
+    described = ecs.describe_services(cluster="airflow", services=arns)["services"] if arns else []
+    found = {}
+    for service in (s for s in described if s["status"] == "ACTIVE"):
+        definition = ecs.describe_task_definition(taskDefinition=service["taskDefinition"])["taskDefinition"]
+        env = definition["containerDefinitions"][0].get("environment", [])
+        found[service["serviceName"]] = (service["taskDefinition"], {e["name"]: e["value"] for e in env})
+    return found
+
+
+def secret_version(emulator: Emulator, name: str) -> str:
+    return emulator.client("secretsmanager").get_secret_value(SecretId=name)["VersionId"]
 
 
 def broker_state(emulator: Emulator) -> dict:
-    """What a broker switch touches: the ECS services' task definitions, Cloud Map services, brokers, broker URL."""
-    ecs = emulator.client("ecs")
-    arns = ecs.list_services(cluster="airflow")["serviceArns"]
-    services = ecs.describe_services(cluster="airflow", services=arns)["services"] if arns else []
-    sd = emulator.client("servicediscovery")
-    secret = emulator.client("secretsmanager").get_secret_value(SecretId="airflow/broker-url")["SecretString"]
+    """What a broker switch touches, read before the teardown removes it.
+
+    The active ECS services' task definitions and their AIRFLOW_ECS_BROKER, the Cloud Map services, every
+    Amazon MQ broker (described) with its subnets' tags, the broker group's ingress and the broker URL.
+    """
+    services = service_environments(emulator)
+    mq, ec2 = emulator.client("mq"), emulator.client("ec2")
+    brokers = [mq.describe_broker(BrokerId=b["BrokerId"]) for b in mq.list_brokers()["BrokerSummaries"]]
+    for broker in brokers:
+        broker.pop("ResponseMetadata", None)
+        subnets = ec2.describe_subnets(SubnetIds=broker["SubnetIds"])["Subnets"]
+        broker["subnet_tiers"] = [{t["Key"]: t["Value"] for t in s["Tags"]}.get("airflow-ecs:tier") for s in subnets]
+        groups = ec2.describe_security_groups(GroupIds=broker["SecurityGroups"])["SecurityGroups"]
+        broker["group_names"] = [g["GroupName"] for g in groups]
+    groups = {
+        g["GroupName"]: g
+        for g in ec2.describe_security_groups(
+            Filters=[{"Name": "group-name", "Values": ["airflow-broker", "airflow-airflow"]}]
+        )["SecurityGroups"]
+    }
+    secrets = emulator.client("secretsmanager")
     return {
-        "task_definitions": {s["serviceName"]: s["taskDefinition"] for s in services},
-        "discovery": sorted(s["Name"] for s in sd.list_services()["Services"]),
-        "brokers": emulator.client("mq").list_brokers()["BrokerSummaries"],
-        "broker_url": secret,
+        "task_definitions": {name: definition for name, (definition, _) in services.items()},
+        "broker_env": {name: env.get("AIRFLOW_ECS_BROKER") for name, (_, env) in services.items()},
+        "discovery": sorted(s["Name"] for s in emulator.client("servicediscovery").list_services()["Services"]),
+        "brokers": brokers,
+        "broker_ingress": sorted(
+            (p["FromPort"], p["ToPort"], tuple(g["GroupId"] for g in p["UserIdGroupPairs"]), len(p["IpRanges"]))
+            for p in groups["airflow-broker"]["IpPermissions"]
+        ),
+        "airflow_group_id": groups["airflow-airflow"]["GroupId"],
+        "broker_url": secrets.get_secret_value(SecretId="airflow/broker-url")["SecretString"],
+        "broker_credentials": json.loads(secrets.get_secret_value(SecretId="airflow/broker")["SecretString"]),
     }
 
 

@@ -51,6 +51,19 @@ BAD_INPUTS = {
         "no credentials",
     ),
     "broker-timeout": ({"messaging_consumer_timeout_ms": 1000}, "messaging_consumer_timeout_ms must be at least"),
+    "broker-backend-unknown": ({"broker_backend": "sqs"}, "broker_backend must be"),
+    "amazonmq-micro-cluster": (
+        {
+            "broker_backend": "amazonmq",
+            "messaging_amazonmq_deployment_mode": "CLUSTER_MULTI_AZ",
+            "messaging_amazonmq_instance_type": "mq.t3.micro",
+        },
+        "not mq.t3.micro for a cluster",
+    ),
+    "amazonmq-rotate-broker": (
+        {"broker_backend": "amazonmq", "secrets_rotate": ["broker"]},
+        "the broker secret cannot be rotated through secrets_rotate",
+    ),
     "certificate-not-an-acm-arn": (
         {"load_balancer_certificate_arn": "arn:aws:iam::123456789012:server-certificate/ui"},
         "load_balancer_certificate_arn empty or an ACM certificate ARN",

@@ -43,6 +43,16 @@ def test_features_run_succeeds_with_https_in_the_summary(featured):
     assert "Workers: autoscaled 0-4" in featured.features.output
 
 
+def test_rotating_a_secret_rolls_the_services_that_read_it_and_not_the_broker(featured):
+    (version_before, before), (version_after, after) = featured.rotated_before, featured.rotated_after
+    assert version_after != version_before
+    for name in (f"airflow-{n}" for n in ["api-server", "scheduler", "dag-processor", "triggerer", "worker", "flower"]):
+        assert after[name][0] != before[name][0], f"{name} was not rolled onto the rotated secret"
+        revision_before, revision_after = (env["AIRFLOW_ECS_VALUES_REVISION"] for _, env in (before[name], after[name]))
+        assert re.fullmatch("[0-9a-f]{16}", revision_after) and revision_after != revision_before, name
+    assert after["airflow-rabbitmq"] == before["airflow-rabbitmq"]
+
+
 # --- HTTPS and who may reach the ALB.
 def test_alb_serves_https_with_a_current_tls_policy_and_redirects_http(featured):
     elb = featured.emulator.client("elbv2")
@@ -177,44 +187,28 @@ def test_upgrade_rolls_with_circuit_breaker_rollback_and_keeps_the_ui_up(feature
 
 def test_switch_to_amazonmq_creates_a_private_rabbitmq_broker_in_the_broker_group(switched):
     assert switched.switched.returncode == 0
-    [summary] = switched.after["brokers"]
-    mq = switched.emulator.client("mq")
-    broker = mq.describe_broker(BrokerId=summary["BrokerId"])
+    assert switched.before["brokers"] == []
+    [broker] = switched.after["brokers"]
     assert broker["BrokerName"] == "airflow-broker"
     assert (broker["EngineType"], broker["EngineVersion"]) == ("RABBITMQ", "3.13")
     assert (broker["DeploymentMode"], broker["HostInstanceType"]) == ("SINGLE_INSTANCE", "mq.m7g.medium")
     assert broker["PubliclyAccessible"] is False and broker["StorageType"] == "EBS"
-    ec2 = switched.emulator.client("ec2")
-    [subnet] = ec2.describe_subnets(SubnetIds=broker["SubnetIds"])["Subnets"]
-    assert {"Key": "airflow-ecs:tier", "Value": "private"} in subnet["Tags"]
-    [group] = ec2.describe_security_groups(GroupIds=broker["SecurityGroups"])["SecurityGroups"]
-    assert group["GroupName"] == "airflow-broker"
+    assert broker["subnet_tiers"] == ["private"] and broker["group_names"] == ["airflow-broker"]
     assert broker["Tags"] == {"airflow-ecs:stack": "airflow", "airflow-ecs:component": "broker"}
 
 
 def test_switch_opens_amqps_and_the_console_to_the_airflow_nodes_only(switched):
-    ec2 = switched.emulator.client("ec2")
-    [group] = ec2.describe_security_groups(Filters=[{"Name": "group-name", "Values": ["airflow-broker"]}])[
-        "SecurityGroups"
-    ]
-    [airflow] = ec2.describe_security_groups(Filters=[{"Name": "group-name", "Values": ["airflow-airflow"]}])[
-        "SecurityGroups"
-    ]
-    rules = sorted(
-        (p["FromPort"], p["ToPort"], tuple(g["GroupId"] for g in p["UserIdGroupPairs"]), len(p["IpRanges"]))
-        for p in group["IpPermissions"]
-    )
-    assert rules == [(443, 443, (airflow["GroupId"],), 0), (5671, 5671, (airflow["GroupId"],), 0)]
+    airflow = (switched.after["airflow_group_id"],)
+    assert switched.before["broker_ingress"] == [(5672, 5672, airflow, 0), (15672, 15672, airflow, 0)]
+    assert switched.after["broker_ingress"] == [(443, 443, airflow, 0), (5671, 5671, airflow, 0)]
 
 
 def test_switch_points_the_broker_url_at_the_amazonmq_endpoint_over_tls(switched):
     before, after = switched.before["broker_url"], switched.after["broker_url"]
-    assert before.startswith("amqp://") and "@rabbitmq.airflow.internal:5672/airflow" in before
-    credentials = json.loads(
-        switched.emulator.client("secretsmanager").get_secret_value(SecretId="airflow/broker")["SecretString"]
-    )
+    user, password = (switched.after["broker_credentials"][k] for k in ("username", "password"))
+    assert before == f"amqp://{user}:{password}@rabbitmq.airflow.internal:5672/airflow"
     # moto's brokers all answer at amqps://mockmq:5671; "//" is the default vhost "/".
-    assert after == f"amqps://{credentials['username']}:{credentials['password']}@mockmq:5671//"
+    assert after == f"amqps://{user}:{password}@mockmq:5671//"
 
 
 def test_switch_removes_the_fargate_broker_and_rolls_every_airflow_service(switched):
@@ -222,13 +216,13 @@ def test_switch_removes_the_fargate_broker_and_rolls_every_airflow_service(switc
     assert "airflow-rabbitmq" in before["task_definitions"] and "rabbitmq" in before["discovery"]
     assert "airflow-rabbitmq" not in after["task_definitions"] and after["discovery"] == ["api-server"]
     assert set(after["task_definitions"]) == set(before["task_definitions"]) - {"airflow-rabbitmq"}
-    ecs = switched.emulator.client("ecs")
-    for name, arn in after["task_definitions"].items():
-        assert arn != before["task_definitions"][name], f"{name} was not rolled onto the new broker"
-        environment = ecs.describe_task_definition(taskDefinition=arn)["taskDefinition"]["containerDefinitions"][0][
-            "environment"
-        ]
-        assert {"name": "AIRFLOW_ECS_BROKER", "value": "amqps://mockmq:5671"} in environment, name
+    nodes = {f"airflow-{name}" for name in AIRFLOW_SERVICES} - {DEMAND}  # the demand publisher uses no broker
+    assert {name for name, endpoint in before["broker_env"].items() if endpoint} == nodes
+    for name in nodes:
+        assert after["task_definitions"][name] != before["task_definitions"][name], f"{name} was not rolled"
+        assert before["broker_env"][name] == "amqp://rabbitmq.airflow.internal:5672", name
+        assert after["broker_env"][name] == "amqps://mockmq:5671", name
+    assert after["task_definitions"][DEMAND] == before["task_definitions"][DEMAND]
 
 
 def test_amazonmq_stack_in_check_mode_reports_nothing_to_change(switched):

@@ -53,6 +53,12 @@ PRICES: dict[str, Any] = {
     "s3": {"storage_gb_month": 0.02, "get_per_1k": 0.001, "list_per_1k": 0.004, "assumed_storage_gb": 10},
     "mwaa": {"small_environment_hour": 0.5},
     "cloudwatch": {"metric_month": 0.3, "alarm_month": 0.1, "requests_per_1k": 0.01},
+    "amazon_mq_rabbitmq": {
+        "instance_hour": {"mq.m7g.medium": 0.1, "mq.m7g.large": 0.3},
+        "cluster_nodes": 3,
+        "storage_gb_month": 0.1,
+        "assumed_storage_gb": 5,
+    },
 }
 
 
@@ -129,6 +135,30 @@ def test_worker_autoscaling_adds_the_publisher_and_its_metrics_and_shows_the_max
     assert lines(scaled)["CloudWatch metrics"] == 0.76  # 2 x 0.3 + 0.1 + 6000 calls / 1000 x 0.01
     assert lines(scaled)["Fargate worker at max"] == 38.40  # 4 x (2 x 0.04 + 4 x 0.004) x 100 h, not totalled
     assert scaled.total == round(45.22 + 1.20 + 0.76, 2)
+
+
+def amazonmq_config(mode: str, instance_type: str) -> dict[str, Any]:
+    config = small_config(broker_backend="amazonmq")
+    config["__messaging_services"][0]["enabled"] = "{{ __messaging_on_fargate }}"
+    return {**config, "messaging_amazonmq_deployment_mode": mode, "messaging_amazonmq_instance_type": instance_type}
+
+
+def test_amazonmq_replaces_the_fargate_broker_and_a_cluster_bills_three_nodes() -> None:
+    single = lines(cost.estimate(amazonmq_config("SINGLE_INSTANCE", "mq.m7g.medium"), PRICES))
+    assert "Fargate broker" not in single
+    assert single["Amazon MQ broker"] == 10.50  # 1 x 100 h x 0.1 + 5 GB x 0.1
+    assert single["Cloud Map"] == 2.50  # the Fargate broker's registered instance is gone: 0.5 + 5 M x 0.4
+    cluster = lines(cost.estimate(amazonmq_config("CLUSTER_MULTI_AZ", "mq.m7g.large"), PRICES))
+    assert cluster["Amazon MQ broker"] == 90.50  # 3 x 100 h x 0.3 + 0.5
+    fargate = lines(cost.estimate(small_config(broker_backend="rabbitmq_fargate"), PRICES))
+    assert "Amazon MQ broker" not in fargate and fargate["Fargate broker"] == 4.80
+
+
+def test_an_unknown_broker_backend_or_instance_type_is_named() -> None:
+    with pytest.raises(cost.CostError, match="broker_backend must be one of rabbitmq_fargate, amazonmq"):
+        cost.estimate(small_config(broker_backend="sqs"), PRICES)
+    with pytest.raises(cost.CostError, match=r"no price amazon_mq_rabbitmq.instance_hour.mq.m9.large"):
+        cost.estimate(amazonmq_config("SINGLE_INSTANCE", "mq.m9.large"), PRICES)
 
 
 def test_fargate_spot_costs_thirty_percent() -> None:
