@@ -17,6 +17,7 @@ with contextlib.suppress(ImportError):  # a missing botocore is reported by Ansi
     from botocore.exceptions import BotoCoreError, ClientError
 
 from ansible.module_utils.common.dict_transformations import camel_dict_to_snake_dict
+from ansible.module_utils.desired_tags import desired_tags as tags_after_run
 from ansible_collections.amazon.aws.plugins.module_utils.botocore import is_boto3_error_code
 from ansible_collections.amazon.aws.plugins.module_utils.modules import AnsibleAWSModule
 from ansible_collections.amazon.aws.plugins.module_utils.retries import AWSRetry
@@ -150,13 +151,7 @@ def get_tags(module: AnsibleAWSModule, client: Any, arn: str) -> dict[str, str]:
 
 def desired_tags(module: AnsibleAWSModule, current: dict[str, str]) -> dict[str, str]:
     """Tags the resource will carry once sync_tags has run."""
-    desired = module.params["tags"]
-    if desired is None:
-        return current
-    to_set, to_unset = compare_aws_tags(current, desired, module.params["purge_tags"])
-    tags = {key: value for key, value in current.items() if key not in to_unset}
-    tags.update(to_set)
-    return tags
+    return tags_after_run(module.params, current)
 
 
 def sync_tags(module: AnsibleAWSModule, client: Any, arn: str, current: dict[str, str]) -> bool:

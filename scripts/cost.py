@@ -310,6 +310,20 @@ def fargate_monthly(service: Service, count: int, prices: dict[str, Any]) -> flo
     return count * hours * hourly
 
 
+def add_amazon_mq(est: Estimate, variables: dict[str, Any], prices: dict[str, Any]) -> None:
+    """Amazon MQ for RabbitMQ (broker_backend amazonmq): broker instance hours (three for a cluster) and storage."""
+    mode = as_str(variables, "messaging_amazonmq_deployment_mode")
+    instance_type = as_str(variables, "messaging_amazonmq_instance_type")
+    nodes = int(price(prices, "amazon_mq_rabbitmq", "cluster_nodes")) if mode == "CLUSTER_MULTI_AZ" else 1
+    storage_gb = price(prices, "amazon_mq_rabbitmq", "assumed_storage_gb")
+    est.add(
+        "Amazon MQ broker",
+        f"{instance_type} x {nodes} ({mode}) + {storage_gb:g} GB",
+        nodes * price(prices, "hours_per_month") * price(prices, "amazon_mq_rabbitmq", "instance_hour", instance_type)
+        + storage_gb * price(prices, "amazon_mq_rabbitmq", "storage_gb_month"),
+    )
+
+
 def estimate(variables: dict[str, Any], prices: dict[str, Any]) -> Estimate:
     hours = price(prices, "hours_per_month")
     est = Estimate(region=as_str(variables, "aws_region"), prices_region=str(prices.get("region", "?")))
@@ -348,18 +362,8 @@ def estimate(variables: dict[str, Any], prices: dict[str, Any]) -> Estimate:
         storage_gb * price(prices, "rds_postgresql", "storage_gb_month", storage_type) * factor,
     )
 
-    # Amazon MQ for RabbitMQ (broker_backend amazonmq): broker instance hours (three for a cluster) and storage.
     if not broker_on_fargate(variables):
-        mode = as_str(variables, "messaging_amazonmq_deployment_mode")
-        instance_type = as_str(variables, "messaging_amazonmq_instance_type")
-        nodes = int(price(prices, "amazon_mq_rabbitmq", "cluster_nodes")) if mode == "CLUSTER_MULTI_AZ" else 1
-        mq_gb = price(prices, "amazon_mq_rabbitmq", "assumed_storage_gb")
-        est.add(
-            "Amazon MQ broker",
-            f"{instance_type} x {nodes} ({mode}) + {mq_gb:g} GB",
-            nodes * hours * price(prices, "amazon_mq_rabbitmq", "instance_hour", instance_type)
-            + mq_gb * price(prices, "amazon_mq_rabbitmq", "storage_gb_month"),
-        )
+        add_amazon_mq(est, variables, prices)
 
     # Network: NAT gateways (one, or one per AZ), processed data, the ALB and public IPv4 addresses.
     az_count = as_int(variables, "network_az_count")

@@ -62,13 +62,19 @@ def stored_json(emulator: Emulator, name: str = NAME) -> dict:
     return json.loads(stored(emulator, name))
 
 
-@functools.cache
-def load_library_module() -> ModuleType:
-    spec = importlib.util.spec_from_file_location(f"library_{MODULE}", ROOT / "library" / f"{MODULE}.py")
+def load_source(name: str, path: Path) -> ModuleType:
+    spec = importlib.util.spec_from_file_location(name, path)
     module = importlib.util.module_from_spec(spec)
     sys.modules[spec.name] = module  # @dataclass looks its module up there
     spec.loader.exec_module(module)
     return module
+
+
+@functools.cache
+def load_library_module() -> ModuleType:
+    """The module in this process, with the project's module_util where Ansible puts it."""
+    load_source("ansible.module_utils.desired_tags", ROOT / "module_utils" / "desired_tags.py")
+    return load_source(f"library_{MODULE}", ROOT / "library" / f"{MODULE}.py")
 
 
 # --- Through ansible, against moto ---------------------------------------------------------------
