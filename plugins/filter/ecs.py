@@ -2,7 +2,14 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 from typing import Any
+
+# community.aws.ecs_taskdefinition reuses an existing revision when it "matches", and its matcher treats two
+# lists of the same length as equal whatever they hold: a changed environment or secret value would never
+# register a new revision. This label is a digest of the whole container definition, so it differs then.
+DIGEST_LABEL = "airflow-ecs.definition-digest"
 
 DOCUMENTATION = """
 name: ecs
@@ -32,7 +39,8 @@ def ecs_container_definition(spec: dict, stack_name: str, region: str) -> dict[s
     """The single container of a service's task definition, in the ECS API's camelCase form.
 
     Environment and secrets are sorted by name so the same spec always yields the same definition
-    (ECS compares task definitions field by field; a reordering would register a new revision).
+    (ECS compares task definitions field by field; a reordering would register a new revision), and
+    the DIGEST_LABEL docker label changes with any field (see its comment).
     """
     ports = [p for p in [spec.get("port"), *spec.get("extra_ports", [])] if p]
     definition: dict[str, Any] = {
@@ -62,6 +70,8 @@ def ecs_container_definition(spec: dict, stack_name: str, region: str) -> dict[s
     health_check = _health_check(spec.get("health_check"))
     if health_check:
         definition["healthCheck"] = health_check
+    digest = hashlib.sha256(json.dumps(definition, sort_keys=True).encode()).hexdigest()[:16]
+    definition["dockerLabels"] = {DIGEST_LABEL: digest}
     return definition
 
 

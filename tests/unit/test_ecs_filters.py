@@ -1,0 +1,49 @@
+"""The container definition the ecs_service role registers: stable for the same spec, new for any change."""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+_spec = importlib.util.spec_from_file_location("ecs_filters", ROOT / "plugins" / "filter" / "ecs.py")
+ecs = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(ecs)
+
+SPEC = {
+    "name": "worker",
+    "image": "apache/airflow:3.3.2",
+    "cpu": 1024,
+    "memory": 2048,
+    "environment": {"B": "2", "A": "1"},
+    "secrets": {"S": "arn:aws:secretsmanager:us-east-1:123456789012:secret:s"},
+    "port": 8793,
+    "command": ["celery", "worker"],
+}
+
+
+def digest(spec: dict) -> str:
+    return ecs.ecs_container_definition(spec, "airflow", "us-east-1")["dockerLabels"][ecs.DIGEST_LABEL]
+
+
+def test_the_same_spec_gives_the_same_definition_whatever_the_order_of_its_variables():
+    reordered = {**SPEC, "environment": {"A": "1", "B": "2"}}
+    first = ecs.ecs_container_definition(SPEC, "airflow", "us-east-1")
+    assert first == ecs.ecs_container_definition(reordered, "airflow", "us-east-1")
+    assert [e["name"] for e in first["environment"]] == ["A", "B"]
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"environment": {"A": "1", "B": "3"}},  # same length, one value: the case the module's matcher misses
+        {"secrets": {"S": "arn:aws:secretsmanager:us-east-1:123456789012:secret:other"}},
+        {"command": ["celery", "flower"]},
+        {"image": "apache/airflow:3.3.3"},
+        {"health_check": {"command": "true"}},
+    ],
+)
+def test_any_change_gives_a_new_digest_label(change):
+    assert digest({**SPEC, **change}) != digest(SPEC)
