@@ -431,10 +431,23 @@ class E2ERun:
         self.result.task_instances = self.api.task_instances(DAG_ID, run["dag_run_id"])
         states = {f"{ti['task_id']}[{ti['map_index']}]": ti["state"] for ti in self.result.task_instances}
         log(f"  run {run['state']}: {states}")
-        worker_log = self.started["worker"].log_path.read_text(errors="replace")
-        self.result.worker_tasks_succeeded = len(re.findall(r"Task execute_workload\[[^\]]+\] succeeded", worker_log))
+        self.result.worker_tasks_succeeded = self.worker_tasks_succeeded(len(self.result.task_instances))
         if run["state"] != "success":
             raise RuntimeError(f"{DAG_ID} run ended {run['state']}: {states}")
+
+    def worker_tasks_succeeded(self, expected: int, timeout: float = 60) -> int:
+        """Celery tasks the worker logged as succeeded, waiting up to `timeout` for `expected` of them.
+
+        A task instance reports success to the API server before its Celery task returns, so the
+        run can end a moment before the worker logs the last task.
+        """
+        log_path = self.started["worker"].log_path
+        deadline = time.monotonic() + timeout
+        while True:
+            count = len(re.findall(r"Task execute_workload\[[^\]]+\] succeeded", log_path.read_text(errors="replace")))
+            if count >= expected or time.monotonic() > deadline:
+                return count
+            time.sleep(1)
 
     def read_task_logs(self) -> None:
         assert self.api is not None
