@@ -252,6 +252,103 @@ def test_existing_non_json_secret_is_refused_without_leaking_it(clean_emulator: 
     assert stored(clean_emulator) == "plain-old-secret-0123456789"
 
 
+def test_batch_of_secrets_in_one_run(clean_emulator: Emulator) -> None:
+    story = Story(clean_emulator)
+    items = [
+        {"name": "airflow/database", "json_fields": {"username": "airflow"}, "tags": {"stack": "airflow"}},
+        {"name": "airflow/fernet-key", "generate": "fernet_key", "description": "Fernet key"},
+        {"name": "airflow/jwt-secret", "generate": "token", "length": 64},
+    ]
+    names = [item["name"] for item in items]
+
+    planned = story.run({"secrets": items}, check=True, diff=True)
+    assert planned["changed"] is True, planned
+    assert [diff["after"]["name"] for diff in planned["diff"]] == names
+    assert secret_names(clean_emulator) == []
+
+    created = story.run({"secrets": items})
+    assert created["changed"] is True, created
+    assert [secret["name"] for secret in created["secrets"]] == names
+    assert all(secret["created"] and secret["version_id"] for secret in created["secrets"])
+    assert "values" not in created
+    assert sorted(secret_names(clean_emulator)) == sorted(names)
+    assert sm(clean_emulator).describe_secret(SecretId="airflow/fernet-key")["Description"] == "Fernet key"
+    password = stored_json(clean_emulator)["password"]
+    key = stored(clean_emulator, "airflow/fernet-key")
+    Fernet(key)
+
+    again = story.run({"secrets": items, "return_value": True})
+    assert again["changed"] is False, again
+    assert [s["version_id"] for s in again["secrets"]] == [s["version_id"] for s in created["secrets"]]
+    assert again["values"]["airflow/database"] == {"username": "airflow", "password": MASK}  # no task no_log here
+    assert stored_json(clean_emulator)["password"] == password
+
+    rotated = story.run({"secrets": [items[0], {**items[1], "rotate": True}, items[2]]})
+    assert [s["rotated"] for s in rotated["secrets"]] == [False, True, False], rotated
+    assert stored(clean_emulator, "airflow/fernet-key") != key
+    assert stored_json(clean_emulator)["password"] == password
+
+    deleted = story.run({"secrets": [{"name": name} for name in names], "state": "absent", "recovery_window_days": 0})
+    assert deleted["changed"] is True, deleted
+    assert deleted["secrets"] == [{}, {}, {}]
+    assert secret_names(clean_emulator) == []
+    assert story.leaked(password, key) == []
+
+
+def test_batch_is_validated_before_any_change(clean_emulator: Emulator) -> None:
+    items = [{"name": "airflow/ok"}, {"name": "airflow/short", "length": 8}]
+    result = Story(clean_emulator).run({"secrets": items})
+    assert result.get("failed") is True, result
+    assert "length must be between 16 and 4096" in result["msg"]
+    assert secret_names(clean_emulator) == []
+
+    twice = Story(clean_emulator).run({"secrets": [{"name": "airflow/a"}, {"name": "airflow/a"}]})
+    assert "secrets names the same secret twice: ['airflow/a']" in twice["msg"], twice
+    assert secret_names(clean_emulator) == []
+
+
+def test_template_secret_follows_its_sources(clean_emulator: Emulator) -> None:
+    story = Story(clean_emulator)
+    url = {
+        "name": "airflow/sql-alchemy-conn",
+        "template": "postgresql://{db[username]}:{db[password]}@db.internal:5432/airflow",
+        "template_secrets": {"db": NAME},
+    }
+    missing = story.run(url, check=True, diff=True)
+    assert missing["changed"] is True, missing
+    assert missing["diff"]["after"]["value"] == "(rendered from secrets that do not exist yet)"
+    refused = story.run(url)
+    assert refused.get("failed") is True, refused
+    assert (
+        f"Secret '{NAME}' (template_secrets.db of secret 'airflow/sql-alchemy-conn') does not exist" in refused["msg"]
+    )
+    assert secret_names(clean_emulator) == []
+
+    database = {"name": NAME, "json_fields": {"username": "airflow"}}
+    created = story.run({"secrets": [database, url]})  # the source is created earlier in the same run
+    assert [s["created"] for s in created["secrets"]] == [True, True], created
+    password = stored_json(clean_emulator)["password"]
+    assert stored(clean_emulator, url["name"]) == f"postgresql://airflow:{password}@db.internal:5432/airflow"
+
+    assert story.run(url)["changed"] is False
+    assert story.run(url, check=True)["changed"] is False
+
+    story.run({**database, "rotate": True})
+    new_password = stored_json(clean_emulator)["password"]
+    predicted = story.run(url, check=True, diff=True)
+    assert predicted["changed"] is True, predicted
+    assert predicted["diff"]["after"]["value"] == "(new value rendered from the template)"
+    assert password in stored(clean_emulator, url["name"])
+    followed = story.run(url)
+    assert followed["changed"] is True and followed["secret"]["value_changed"] is True, followed
+    assert stored(clean_emulator, url["name"]) == f"postgresql://airflow:{new_password}@db.internal:5432/airflow"
+
+    moved = story.run({**url, "template": url["template"].replace("db.internal", "db2.internal")})
+    assert moved["changed"] is True, moved
+    assert "@db2.internal:" in stored(clean_emulator, url["name"])
+    assert story.leaked(password, new_password) == []
+
+
 # --- Pure functions, without ansible -------------------------------------------------------------
 
 
@@ -262,7 +359,11 @@ class ModuleFailed(Exception):
 class StubModule:
     def __init__(self, **params: Any) -> None:
         defaults = {
+            "name": NAME,
             "state": "present",
+            "rotate": False,
+            "template": None,
+            "template_secrets": None,
             "generate": "password",
             "length": 32,
             "json_fields": None,
@@ -282,6 +383,13 @@ class StubModule:
         ({"generate": "token", "length": 15}, r"length must be between 16 and 4096 for generate=token"),
         ({"json_fields": {"password": "x"}}, r"json_fields must not contain json_key 'password'"),
         ({"state": "absent", "recovery_window_days": 3}, r"recovery_window_days must be 0 .* not 3"),
+        (
+            {"template": "{db[password]}", "template_secrets": {"db": "a"}, "json_fields": {}},
+            r"template cannot be combined with json_fields or rotate",
+        ),
+        ({"template": "{db[password]}@{host}", "template_secrets": {"db": "a"}}, r"uses host, which template_secrets"),
+        ({"template": "{}:{0}", "template_secrets": {}}, r"does not name \(positional fields are not allowed\)"),
+        ({"template": "{db[password]", "template_secrets": {"db": "a"}}, r"is not a valid format string"),
     ],
 )
 def test_bad_input_is_refused(params: dict, message: str) -> None:
