@@ -14,7 +14,7 @@ DIGEST_LABEL = "airflow-ecs.definition-digest"
 DOCUMENTATION = """
 name: ecs
 short_description: ECS helpers for airflow-ecs
-description: ecs_service_specs, ecs_container_definition, ecs_family_revisions and ecs_scaled_count; see each docstring.
+description: ecs_service_specs, ecs_container_definition and ecs_scaled_count; see each docstring.
 """
 
 
@@ -75,11 +75,6 @@ def ecs_container_definition(spec: dict, stack_name: str, region: str) -> dict[s
     return definition
 
 
-def ecs_family_revisions(latest: dict) -> list[dict]:
-    """Every revision up to the latest one of a task definition family: [{family, revision}, ...]."""
-    return [{"family": latest["family"], "revision": r} for r in range(1, int(latest["revision"]) + 1)]
-
-
 def ecs_scaled_count(current: int | str | None, spec: dict) -> int:
     """The desired count to deploy a service with: its autoscaling bounds win over `desired_count`.
 
@@ -101,6 +96,5 @@ class FilterModule:
         return {
             "ecs_service_specs": ecs_service_specs,
             "ecs_container_definition": ecs_container_definition,
-            "ecs_family_revisions": ecs_family_revisions,
             "ecs_scaled_count": ecs_scaled_count,
         }

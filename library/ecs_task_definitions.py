@@ -1,0 +1,346 @@
+#!/usr/bin/python
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+
+"""Register ECS task definitions only when their content changes, many per run (project library module)."""
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+---
+module: ecs_task_definitions
+short_description: Keep the latest revision of several ECS task definition families in line, in one run
+description:
+  - For each family in O(task_definitions), compares the wanted definition with the family's latest C(ACTIVE)
+    revision and registers a new revision only when they differ. Every family takes one
+    C(DescribeTaskDefinition) call when nothing changes.
+  - A container definition matches when every field it gives has the same value in the registered one (fields
+    AWS fills in, such as C(mountPoints) or C(volumesFrom), are ignored). Task-level fields (CPU, memory,
+    network mode, compatibilities, roles, runtime platform) must be equal.
+  - O(state=absent) deregisters every C(ACTIVE) revision of each family (AWS keeps them as C(INACTIVE)).
+  - M(community.aws.ecs_taskdefinition) handles one family per run, and takes two runs per revision to delete.
+  - Supports check mode and diff mode. In check mode nothing is registered or deregistered; a family that would
+    get a new revision is returned with RV(task_definitions[].revision) V(null).
+author:
+  - airflow-ecs project
+options:
+  task_definitions:
+    description:
+      - The task definition families, each with the content its latest revision should have.
+    type: list
+    elements: dict
+    required: true
+    suboptions:
+      family:
+        description: Family name.
+        type: str
+        required: true
+      container_definitions:
+        description:
+          - Container definitions in the ECS API form (camelCase keys), as C(RegisterTaskDefinition) takes them.
+          - Required with O(state=present).
+        type: list
+        elements: dict
+      cpu:
+        description: Task CPU units, for example V("512").
+        type: str
+      memory:
+        description: Task memory in MiB, for example V("1024").
+        type: str
+      network_mode:
+        description: Docker network mode.
+        type: str
+        default: awsvpc
+        choices: [awsvpc, bridge, host, none]
+      requires_compatibilities:
+        description: Launch types the definition must be valid for.
+        type: list
+        elements: str
+        default: [FARGATE]
+      execution_role_arn:
+        description: Role ECS uses to pull images, write logs and read secrets.
+        type: str
+      task_role_arn:
+        description: Role the containers run with. None when not given.
+        type: str
+      runtime_platform:
+        description: C(cpuArchitecture) and C(operatingSystemFamily), in the API form.
+        type: dict
+  state:
+    description:
+      - V(present) registers new revisions where needed; V(absent) deregisters every active revision.
+    type: str
+    default: present
+    choices: [present, absent]
+extends_documentation_fragment:
+  - amazon.aws.common.modules
+  - amazon.aws.region.modules
+  - amazon.aws.boto3
+seealso:
+  - module: community.aws.ecs_taskdefinition
+"""
+
+EXAMPLES = r"""
+- name: Register the scheduler and worker definitions (new revisions only when they change)
+  ecs_task_definitions:
+    task_definitions:
+      - family: airflow-scheduler
+        cpu: "1024"
+        memory: "2048"
+        execution_role_arn: arn:aws:iam::123456789012:role/airflow-execution
+        runtime_platform: {cpuArchitecture: X86_64, operatingSystemFamily: LINUX}
+        container_definitions:
+          - name: scheduler
+            image: apache/airflow:3.3.2
+            essential: true
+            command: [scheduler]
+      - family: airflow-worker
+        cpu: "2048"
+        memory: "4096"
+        execution_role_arn: arn:aws:iam::123456789012:role/airflow-execution
+        container_definitions:
+          - {name: worker, image: "apache/airflow:3.3.2", essential: true, command: [celery, worker]}
+  register: definitions
+
+- name: Deregister every revision of both families
+  ecs_task_definitions:
+    task_definitions: [{family: airflow-scheduler}, {family: airflow-worker}]
+    state: absent
+"""
+
+RETURN = r"""
+task_definitions:
+  description: One entry per item of O(task_definitions), in the same order.
+  returned: always
+  type: list
+  elements: dict
+  contains:
+    family:
+      description: Family name.
+      type: str
+      sample: airflow-scheduler
+    revision:
+      description:
+        - The latest revision after the run; V(null) in check mode for a family that would get a new one.
+        - With O(state=absent), V(null).
+      type: int
+      sample: 7
+    task_definition:
+      description: C(family:revision), V(null) when RV(task_definitions[].revision) is.
+      type: str
+      sample: airflow-scheduler:7
+    task_definition_arn:
+      description: ARN of that revision, V(null) when RV(task_definitions[].revision) is.
+      type: str
+      sample: arn:aws:ecs:us-east-1:123456789012:task-definition/airflow-scheduler:7
+    changed:
+      description: Whether a revision was (or, in check mode, would be) registered or deregistered.
+      type: bool
+      sample: false
+    deregistered:
+      description: With O(state=absent), the ARNs of the revisions deregistered (or to deregister in check mode).
+      type: list
+      elements: str
+      sample: [arn:aws:ecs:us-east-1:123456789012:task-definition/airflow-scheduler:1]
+"""
+
+import contextlib
+from typing import Any
+
+with contextlib.suppress(ImportError):  # a missing botocore is reported by AnsibleAWSModule
+    from botocore.exceptions import BotoCoreError, ClientError
+
+from ansible_collections.amazon.aws.plugins.module_utils.botocore import is_boto3_error_code
+from ansible_collections.amazon.aws.plugins.module_utils.modules import AnsibleAWSModule
+from ansible_collections.amazon.aws.plugins.module_utils.retries import AWSRetry
+
+# Module option -> RegisterTaskDefinition parameter, for the task-level fields.
+TASK_FIELDS = {
+    "cpu": "cpu",
+    "memory": "memory",
+    "network_mode": "networkMode",
+    "requires_compatibilities": "requiresCompatibilities",
+    "execution_role_arn": "executionRoleArn",
+    "task_role_arn": "taskRoleArn",
+    "runtime_platform": "runtimePlatform",
+}
+
+
+def covers(registered: Any, wanted: Any) -> bool:
+    """Whether `registered` has every field `wanted` gives, with the same value (lists element by element)."""
+    if isinstance(wanted, dict):
+        return isinstance(registered, dict) and all(covers(registered.get(k), v) for k, v in wanted.items())
+    if isinstance(wanted, list):
+        return (
+            isinstance(registered, list)
+            and len(registered) == len(wanted)
+            and all(covers(r, w) for r, w in zip(registered, wanted, strict=True))
+        )
+    if isinstance(wanted, (int, float)) and not isinstance(wanted, bool) and isinstance(registered, str):
+        return registered == str(wanted)
+    return registered == wanted
+
+
+def wanted_task_fields(item: dict) -> dict:
+    fields = {api: item[option] for option, api in TASK_FIELDS.items() if item.get(option) is not None}
+    fields["requiresCompatibilities"] = sorted(fields.get("requiresCompatibilities", []))
+    return fields
+
+
+def registered_task_fields(definition: dict) -> dict:
+    fields = {api: definition.get(api) for api in TASK_FIELDS.values()}
+    fields["requiresCompatibilities"] = sorted(definition.get("requiresCompatibilities") or [])
+    return fields
+
+
+def matches(definition: dict | None, item: dict) -> bool:
+    if definition is None:
+        return False
+    wanted = wanted_task_fields(item)
+    registered = registered_task_fields(definition)
+    if any(registered.get(key) != value for key, value in wanted.items()):
+        return False
+    if item.get("task_role_arn") is None and registered.get("taskRoleArn"):
+        return False
+    containers = {c.get("name"): c for c in definition.get("containerDefinitions") or []}
+    wanted_containers = item["container_definitions"]
+    if set(containers) != {c.get("name") for c in wanted_containers}:
+        return False
+    return all(covers(containers[c.get("name")], c) for c in wanted_containers)
+
+
+def latest_revision(module: AnsibleAWSModule, client: Any, family: str) -> dict | None:
+    """The family's latest ACTIVE revision, None when it has none."""
+    try:
+        return client.describe_task_definition(taskDefinition=family, aws_retry=True)["taskDefinition"]
+    except is_boto3_error_code("ClientException"):
+        return None  # "Unable to describe task definition": no active revision
+    except (BotoCoreError, ClientError) as e:  # pylint: disable=duplicate-except
+        module.fail_json_aws(e, msg=f"Failed to describe the task definition family '{family}'")
+
+
+def view(definition: dict | None) -> dict:
+    """What the diff shows of a definition."""
+    if not definition:
+        return {}
+    shown = {key: value for key, value in registered_task_fields(definition).items() if value not in (None, [])}
+    shown["containerDefinitions"] = definition.get("containerDefinitions") or []
+    return shown
+
+
+def outcome(family: str, definition: dict | None, changed: bool, **extra: Any) -> dict:
+    revision = definition.get("revision") if definition else None
+    return {
+        "family": family,
+        "revision": revision,
+        "task_definition": f"{family}:{revision}" if revision else None,
+        "task_definition_arn": definition.get("taskDefinitionArn") if definition else None,
+        "changed": changed,
+        **extra,
+    }
+
+
+def register(module: AnsibleAWSModule, client: Any, item: dict) -> dict:
+    params = {"family": item["family"], "containerDefinitions": item["container_definitions"]}
+    for option, api in TASK_FIELDS.items():
+        if item.get(option) is not None:
+            params[api] = item[option]
+    try:
+        return client.register_task_definition(aws_retry=True, **params)["taskDefinition"]
+    except (BotoCoreError, ClientError) as e:
+        module.fail_json_aws(e, msg=f"Failed to register a new revision of task definition family '{item['family']}'")
+
+
+def ensure_present(module: AnsibleAWSModule, client: Any, item: dict) -> tuple[dict, dict | None]:
+    current = latest_revision(module, client, item["family"])
+    if matches(current, item):
+        return outcome(item["family"], current, False), None
+    wanted = {api: item[option] for option, api in TASK_FIELDS.items() if item.get(option) is not None}
+    wanted["containerDefinitions"] = item["container_definitions"]
+    diff = {"before": {"family": item["family"], **view(current)}, "after": {"family": item["family"], **view(wanted)}}
+    if module.check_mode:
+        return outcome(item["family"], None, True), diff
+    return outcome(item["family"], register(module, client, item), True), diff
+
+
+def active_revisions(module: AnsibleAWSModule, client: Any, family: str) -> list[str]:
+    """ARNs of the family's ACTIVE revisions (familyPrefix also matches longer names: keep exact ones)."""
+    arns = []
+    try:
+        paginator = client.get_paginator("list_task_definitions")
+        for page in paginator.paginate(familyPrefix=family, status="ACTIVE"):
+            arns += [arn for arn in page["taskDefinitionArns"] if arn.rsplit("/", 1)[-1].rsplit(":", 1)[0] == family]
+    except (BotoCoreError, ClientError) as e:
+        module.fail_json_aws(e, msg=f"Failed to list the revisions of task definition family '{family}'")
+    return arns
+
+
+def ensure_absent(module: AnsibleAWSModule, client: Any, item: dict) -> tuple[dict, dict | None]:
+    family = item["family"]
+    arns = active_revisions(module, client, family)
+    if not module.check_mode:
+        for arn in arns:
+            try:
+                client.deregister_task_definition(taskDefinition=arn, aws_retry=True)
+            except (BotoCoreError, ClientError) as e:
+                module.fail_json_aws(e, msg=f"Failed to deregister task definition {arn}")
+    diff = {"before": {"family": family, "active": arns}, "after": {"family": family, "active": []}} if arns else None
+    return outcome(family, None, bool(arns), deregistered=arns), diff
+
+
+def validate(module: AnsibleAWSModule) -> None:
+    items = module.params["task_definitions"]
+    families = [item["family"] for item in items]
+    repeated = sorted({family for family in families if families.count(family) > 1})
+    if repeated:
+        module.fail_json(msg=f"task_definitions names the same family twice: {', '.join(repeated)}")
+    if module.params["state"] != "present":
+        return
+    for item in items:
+        containers = item["container_definitions"]
+        if not containers:
+            module.fail_json(msg=f"Task definition family '{item['family']}' needs container_definitions")
+        unnamed = [c for c in containers if not c.get("name") or not c.get("image")]
+        if unnamed:
+            module.fail_json(
+                msg=f"Every container of task definition family '{item['family']}' needs a name and an image"
+            )
+
+
+def main() -> None:
+    argument_spec = dict(
+        task_definitions=dict(
+            type="list",
+            elements="dict",
+            required=True,
+            options=dict(
+                family=dict(type="str", required=True),
+                container_definitions=dict(type="list", elements="dict"),
+                cpu=dict(type="str"),
+                memory=dict(type="str"),
+                network_mode=dict(type="str", default="awsvpc", choices=["awsvpc", "bridge", "host", "none"]),
+                requires_compatibilities=dict(type="list", elements="str", default=["FARGATE"]),
+                execution_role_arn=dict(type="str"),
+                task_role_arn=dict(type="str"),
+                runtime_platform=dict(type="dict"),
+            ),
+        ),
+        state=dict(type="str", default="present", choices=["present", "absent"]),
+    )
+    module = AnsibleAWSModule(argument_spec=argument_spec, supports_check_mode=True)
+    validate(module)
+    client = module.client("ecs", retry_decorator=AWSRetry.jittered_backoff())
+    ensure = ensure_present if module.params["state"] == "present" else ensure_absent
+    results, diffs = [], []
+    for item in module.params["task_definitions"]:
+        result, diff = ensure(module, client, item)
+        results.append(result)
+        if diff:
+            diffs.append(diff)
+    output: dict[str, Any] = {"changed": any(r["changed"] for r in results), "task_definitions": results}
+    if module._diff:
+        output["diff"] = diffs
+    module.exit_json(**output)
+
+
+if __name__ == "__main__":
+    main()
