@@ -45,9 +45,11 @@ KILL_POINTS = [
     KillPoint("before the database", "TASK [database : Create the PostgreSQL instance"),
     KillPoint("during the migration task", "TASK [airflow : Run `airflow db migrate`", delay=1.0),
     KillPoint("before the load balancer", "TASK [load_balancer : Create the internet-facing ALB"),
-    # The second services task is the Airflow nodes' (the first is the broker's): killed mid-loop.
-    # Mid-loop: the scheduler's service exists (its loop item reported), the later nodes' do not yet.
-    KillPoint("amid the Airflow services", "(item=airflow-scheduler x"),
+    # The third services task is the Airflow nodes' (the broker's comes first, then the migrate entry's,
+    # which creates no service): killed while its one module run creates them.
+    KillPoint(
+        "amid the Airflow services", "TASK [ecs_service : Create or update the services]", occurrence=3, delay=0.5
+    ),
 ]
 
 

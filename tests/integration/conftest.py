@@ -39,6 +39,8 @@ class Featured:
     # (secret version, service_environments) of ROTATED, which the features run also rotates
     rotated_before: tuple
     rotated_after: tuple
+    upgraded_services: dict  # service_environments right after `upgraded`
+    upgraded_migrate_image: str  # image of the latest airflow-migrate task definition after `upgraded`
 
 
 @dataclass
@@ -127,8 +129,18 @@ def featured(deployed: Deployment) -> Featured:
     assert features.returncode == 0, features.output[-5000:]
     rotated_after = (secret_version(emulator, "airflow/" + ROTATED.replace("_", "-")), service_environments(emulator))
     upgraded = run_playbook("site.yml", emulator.env(), extra_vars={**variables, "airflow_image": UPGRADED_IMAGE})
+    migrate = emulator.client("ecs").describe_task_definition(taskDefinition="airflow-migrate")["taskDefinition"]
     return Featured(
-        emulator, variables, certificate_arn, targets_before, features, upgraded, rotated_before, rotated_after
+        emulator,
+        variables,
+        certificate_arn,
+        targets_before,
+        features,
+        upgraded,
+        rotated_before,
+        rotated_after,
+        service_environments(emulator),
+        migrate["containerDefinitions"][0]["image"],
     )
 
 

@@ -329,7 +329,9 @@ def test_api_server_is_behind_the_alb_and_in_cloud_map(deployed, services):
 def test_migration_ran_before_any_airflow_service_was_created(deployed):
     output = deployed.first.output
     migrate = output.index("TASK [airflow : Run `airflow db migrate`")
-    airflow_services = output.index("(item=airflow-api-server x1)")
+    # The last services task is the Airflow nodes' (the broker's comes first, the migrate entry has none).
+    airflow_services = output.rindex("TASK [ecs_service : Create or update the services]")
+    assert "changed:" in output[airflow_services:].split("TASK [", 2)[1]
     assert migrate < airflow_services
     assert "airflow-migrate" in output[migrate:airflow_services]
     tasks = deployed.emulator.client("ecs").list_tasks(cluster="airflow", startedBy="airflow-ecs-migrate")

@@ -136,21 +136,22 @@ def test_upgrade_changes_nothing_but_the_airflow_task_definitions_services_and_m
         "airflow : Run `airflow db migrate` as a one-off Fargate task and wait for it to exit 0",
         "airflow : Record the successful migration",
     }, changes
-    assert not [line for _, line in changes if "rabbitmq" in line], changes
-    item = re.compile(r"item=airflow-([a-z-]+?)( x\d.*)?\)")
-    updated = {item.search(line).group(1) for _, line in changes if "item=" in line}
-    assert updated == {*AIRFLOW_SERVICES, "migrate"}
+    before, after = featured.rotated_after, featured.upgraded_services  # before: the features run's result
+    rolled = {name for name in after if after[name][0] != before[1][name][0]}
+    assert rolled == {f"airflow-{name}" for name in AIRFLOW_SERVICES}, rolled
+    assert featured.upgraded_migrate_image == UPGRADED_IMAGE
 
 
 def test_upgrade_migrates_before_rolling_any_service(featured):
     output = featured.upgraded.output
     migrate = output.index("TASK [airflow : Run `airflow db migrate`")
-    rolled = output.index("changed: [localhost] => (item=airflow-api-server x1)")
-    assert migrate < rolled
     assert "changed:" in output[migrate:].split("TASK [", 2)[1]
-    s3 = featured.emulator.client("s3")
-    keys = [o["Key"] for o in s3.list_objects_v2(Bucket="airflow-dags-123456789012-us-east-1")["Contents"]]
-    assert ".airflow-ecs/migrations/airflow-migrate-2" in keys
+    sections = output.split("TASK [")
+    services = [s for s in sections if s.startswith("ecs_service : Create or update the services]")]
+    assert [s for s in services if "changed:" in s], "no services task changed anything"
+    rolled = output.index("changed:", output.rindex("TASK [ecs_service : Create or update the services]"))
+    assert migrate < rolled
+    assert not [s for s in services if "changed:" in s and output.index(s) < migrate], "a service rolled first"
 
 
 def test_upgrade_moves_every_airflow_service_to_the_new_image_and_leaves_the_broker(featured):
