@@ -1,0 +1,786 @@
+#!/usr/bin/python
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+
+"""Manage several EC2 security groups of one VPC, with their ingress rules and tags, in one run."""
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+---
+module: ec2_security_groups
+short_description: Manage several security groups of one VPC, their ingress rules and tags, in one run
+description:
+  - Creates, updates or deletes a set of EC2 security groups of one VPC in a single module run.
+  - A run starts with one C(DescribeSecurityGroups) call for the whole set; when nothing differs that is
+    the only API call.
+  - With O(state=present) the missing groups are created first (with their tags), so that the rules of any
+    group may name any group of the list, itself included, or an existing group of the VPC. The module then
+    waits until the new groups can be read (the C(security_group_exists) waiter, which returns at the
+    first successful read), authorizes the missing ingress rules, revokes the ingress rules that are not
+    listed (O(purge_rules)), updates the rule descriptions that differ and syncs the tags.
+  - With O(state=absent) the listed groups that exist are deleted. The rules of the listed groups that
+    refer to listed groups (themselves included) are revoked first, so that mutual and self references
+    never block the deletion. Groups that do not exist are ignored.
+  - Egress rules are not managed. A new group keeps the egress rule AWS gives it (all traffic to
+    V(0.0.0.0/0)).
+  - The description of a security group cannot be changed in place (AWS has no API for it). When the
+    description of an existing group differs from O(groups[].description), the module leaves the group
+    as it is and returns a warning saying that the group must be deleted and created again for the new
+    description to apply. The run does not fail, because a group in use (by a load balancer, tasks, a
+    database) cannot simply be replaced.
+author:
+  - airflow-ecs project
+options:
+  vpc_id:
+    description:
+      - ID of the VPC of the groups. Groups are found by name in this VPC.
+    type: str
+    required: true
+  groups:
+    description:
+      - The security groups, in the order RV(groups) is returned.
+      - Names must be unique in the list.
+    type: list
+    elements: dict
+    default: []
+    suboptions:
+      name:
+        description:
+          - Name of the group (C(GroupName)).
+        type: str
+        required: true
+      description:
+        description:
+          - Description of the group. Required to create a group.
+          - Cannot be changed on an existing group; a difference is reported as a warning.
+        type: str
+      rules:
+        description:
+          - Ingress rules of the group.
+          - When not given, the ingress rules of the group are left alone. With O(purge_rules=true),
+            V([]) removes every ingress rule.
+          - Each rule expands to one AWS permission per port range and per source. A permission that
+            exists with another description gets its description updated.
+        type: list
+        elements: dict
+        suboptions:
+          proto:
+            description:
+              - IP protocol. V(all) and V(-1) mean every protocol (ports are ignored then).
+              - Protocol numbers are accepted too; V(6), V(17), V(1) and V(58) are the same as
+                V(tcp), V(udp), V(icmp) and V(icmpv6).
+            type: str
+            default: tcp
+          ports:
+            description:
+              - Ports or port ranges, as integers or strings V(80) or V(8000-8100). Required for V(tcp)
+                and V(udp).
+              - For V(icmp) and V(icmpv6), an integer is an ICMP type (every code) and a string
+                V(type-code) a type and code; without O(groups[].rules[].ports) every type and code is
+                allowed.
+            type: list
+            elements: raw
+          cidr_ip:
+            description:
+              - IPv4 CIDR blocks allowed in. A block with host bits set is reduced to its network, with a
+                warning.
+            type: list
+            elements: str
+          cidr_ipv6:
+            description:
+              - IPv6 CIDR blocks allowed in.
+            type: list
+            elements: str
+          group_name:
+            description:
+              - Name of a security group of the same VPC allowed in. It may be any group of O(groups),
+                including the group the rule belongs to, or a group that already exists in the VPC.
+              - A name that is neither fails the run before anything is changed.
+            type: str
+          rule_desc:
+            description:
+              - Description of the rule (of each permission it expands to). Not set means no description.
+            type: str
+      tags:
+        description:
+          - Tags of the group, as a dict. When not given, the tags of an existing group are left alone.
+        type: dict
+  purge_rules:
+    description:
+      - Revoke the ingress rules of a group that are not in its O(groups[].rules).
+      - Has no effect on a group whose O(groups[].rules) is not given.
+    type: bool
+    default: true
+  purge_tags:
+    description:
+      - Remove the tags of a group that are not in its O(groups[].tags). Tags whose key starts with
+        C(aws:) are never removed.
+      - Has no effect on a group whose O(groups[].tags) is not given.
+    type: bool
+    default: true
+  state:
+    description:
+      - Whether the groups should exist.
+      - With V(absent) only O(groups[].name) is used.
+    type: str
+    choices: [present, absent]
+    default: present
+notes:
+  - Supports check mode and diff mode. In check mode nothing is changed; RV(groups) shows the groups as
+    they would be, with a null RV(groups[].group_id) for a group that would be created. The diff has one
+    entry per group (name, description, ingress rules as readable strings, tags).
+  - A rule description is changed with C(UpdateSecurityGroupRuleDescriptionsIngress). When the API does
+    not apply it (the moto emulator ignores it for rules that name a group, and for removing a
+    description) the permission is revoked and authorized again with the new description.
+  - Deleting a group that is still used by something else (a network interface, a rule of a group that
+    is not in the list) fails with a message naming the group; the groups handled before stay deleted.
+extends_documentation_fragment:
+  - amazon.aws.common.modules
+  - amazon.aws.region.modules
+  - amazon.aws.boto3
+seealso:
+  - module: amazon.aws.ec2_security_group
+"""
+
+EXAMPLES = r"""
+- name: Create the tier security groups of a stack
+  ec2_security_groups:
+    vpc_id: "{{ vpc_id }}"
+    groups:
+      - name: airflow-alb
+        description: Load balancer
+        rules:
+          - {proto: tcp, ports: [80, 443], cidr_ip: 0.0.0.0/0, rule_desc: Listeners}
+        tags: {Name: airflow-alb, airflow-ecs:stack: airflow}
+      - name: airflow-nodes
+        description: Airflow nodes
+        rules:
+          - {proto: tcp, ports: [8080], group_name: airflow-alb, rule_desc: api-server from the ALB}
+          - {proto: tcp, ports: [8080, 8793, "5555-5556"], group_name: airflow-nodes, rule_desc: between nodes}
+        tags: {Name: airflow-nodes, airflow-ecs:stack: airflow}
+  register: __sgs
+
+- name: Use the id of a group
+  ansible.builtin.debug:
+    msg: "{{ __sgs.group_ids['airflow-nodes'] }}"
+
+- name: Delete the groups, whatever rules they have between them
+  ec2_security_groups:
+    vpc_id: "{{ vpc_id }}"
+    groups:
+      - name: airflow-alb
+      - name: airflow-nodes
+    state: absent
+"""
+
+RETURN = r"""
+groups:
+  description:
+    - The groups of O(groups) in the order given, as they are after the run (in check mode, as they would
+      be). Empty with O(state=absent).
+  returned: always
+  type: list
+  elements: dict
+  contains:
+    name:
+      description: Name of the group.
+      type: str
+      sample: airflow-alb
+    group_id:
+      description: ID of the group; null in check mode for a group that would be created.
+      type: str
+      sample: sg-0123456789abcdef0
+    description:
+      description: Description of the group.
+      type: str
+      sample: Load balancer
+    ingress:
+      description: Ingress permissions, one per port range and source.
+      type: list
+      elements: dict
+      sample:
+        - {proto: tcp, from_port: 443, to_port: 443, cidr_ip: 0.0.0.0/0, rule_desc: Listeners}
+        - {proto: tcp, from_port: 8080, to_port: 8080, group_id: sg-0123456789abcdef0,
+           group_name: airflow-alb, rule_desc: api-server from the ALB}
+    tags:
+      description: Tags of the group.
+      type: dict
+      sample: {"Name": "airflow-alb"}
+group_ids:
+  description: Group name to group ID (only groups that exist, or will in check mode have no id yet).
+  returned: always
+  type: dict
+  sample: {"airflow-alb": "sg-0123456789abcdef0"}
+diff:
+  description: Per group name, its name, description, ingress rules as strings and tags, before and after.
+  returned: in diff mode
+  type: dict
+  sample:
+    before: {}
+    after:
+      airflow-alb:
+        name: airflow-alb
+        description: Load balancer
+        rules: ["tcp 443 from 0.0.0.0/0 (Listeners)"]
+        tags: {Name: airflow-alb}
+"""
+
+import contextlib
+import ipaddress
+from typing import Any
+
+with contextlib.suppress(ImportError):  # AnsibleAWSModule reports a missing botocore
+    from botocore.exceptions import BotoCoreError, ClientError
+
+from ansible_collections.amazon.aws.plugins.module_utils.botocore import is_boto3_error_code
+from ansible_collections.amazon.aws.plugins.module_utils.modules import AnsibleAWSModule
+from ansible_collections.amazon.aws.plugins.module_utils.retries import AWSRetry
+from ansible_collections.amazon.aws.plugins.module_utils.tagging import (
+    ansible_dict_to_boto3_tag_list,
+    boto3_tag_list_to_ansible_dict,
+    compare_aws_tags,
+)
+from ansible_collections.amazon.aws.plugins.module_utils.waiters import wait_for_resource_state
+
+PROTO_ALIASES = {"all": "-1", "6": "tcp", "17": "udp", "1": "icmp", "58": "icmpv6"}
+PORTED = ("tcp", "udp", "icmp", "icmpv6")
+WARNED: set[str] = set()
+NEW = "new:"  # prefix of the stand-in id of a group that does not exist yet (check mode, planning)
+
+# A permission is (proto, from_port, to_port, kind, target); kind is cidr_ip, cidr_ipv6, group or
+# prefix_list and target the CIDR, group id (or NEW + name) or prefix list id. Rules map it to its
+# description ("" for none).
+Permission = tuple[str, int | None, int | None, str, str]
+Rules = dict[Permission, str]
+
+
+def argument_spec() -> dict[str, Any]:
+    rule = dict(
+        proto=dict(type="str", default="tcp"),
+        ports=dict(type="list", elements="raw"),
+        cidr_ip=dict(type="list", elements="str"),
+        cidr_ipv6=dict(type="list", elements="str"),
+        group_name=dict(type="str"),
+        rule_desc=dict(type="str"),
+    )
+    group = dict(
+        name=dict(type="str", required=True),
+        description=dict(type="str"),
+        rules=dict(type="list", elements="dict", options=rule),
+        tags=dict(type="dict"),
+    )
+    return dict(
+        vpc_id=dict(type="str", required=True),
+        groups=dict(type="list", elements="dict", options=group, default=[]),
+        purge_rules=dict(type="bool", default=True),
+        purge_tags=dict(type="bool", default=True),
+        state=dict(type="str", choices=["present", "absent"], default="present"),
+    )
+
+
+# --- Rules ---------------------------------------------------------------------------------------
+
+
+def normalize_proto(proto: Any) -> str:
+    proto = str(proto).strip().lower()
+    return PROTO_ALIASES.get(proto, proto)
+
+
+def port_ranges(module: AnsibleAWSModule, where: str, proto: str, ports: list | None) -> list[tuple]:
+    """(from, to) pairs of a rule: ports for tcp/udp, (type, code) for icmp, (None, None) otherwise."""
+    if proto not in PORTED:
+        return [(None, None)]
+    icmp = proto.startswith("icmp")
+    if not ports:
+        if icmp:
+            return [(-1, -1)]
+        module.fail_json(msg=f"{where}: a {proto} rule needs ports")
+    ranges = []
+    for port in ports:
+        text = str(port).strip()
+        try:
+            if isinstance(port, bool):
+                raise ValueError
+            if "-" in text[1:]:
+                cut = text.index("-", 1)
+                low, high = int(text[:cut]), int(text[cut + 1 :])
+            else:
+                low = int(text)
+                high = -1 if icmp else low
+        except ValueError:
+            module.fail_json(msg=f"{where}: port {port!r} is neither a number nor a 'from-to' range")
+        if not icmp and not (0 <= low <= high <= 65535):
+            module.fail_json(msg=f"{where}: port range {port!r} is not within 0-65535 (from <= to)")
+        ranges.append((low, high))
+    return ranges
+
+
+def normalize_cidr(module: AnsibleAWSModule, where: str, cidr: str) -> tuple[str, str]:
+    """(kind, network) of a CIDR block; a block with host bits set is reduced to its network."""
+    try:
+        network = ipaddress.ip_network(cidr.strip(), strict=False)
+    except ValueError:
+        module.fail_json(msg=f"{where}: {cidr!r} is not a CIDR block")
+    if str(network) != cidr.strip() and cidr not in WARNED:
+        WARNED.add(cidr)  # rules are planned twice when groups are created
+        module.warn(f"{where}: CIDR {cidr} has host bits set; using {network}")
+    return ("cidr_ip" if network.version == 4 else "cidr_ipv6"), str(network)
+
+
+def desired_rules(module: AnsibleAWSModule, group: dict, resolve: dict[str, str], vpc_id: str) -> Rules:
+    """The permissions a group's rules expand to; `resolve` maps group names to ids (or stand-ins)."""
+    rules: Rules = {}
+    for index, rule in enumerate(group["rules"] or []):
+        where = f"Rule {index + 1} of security group '{group['name']}'"
+        proto = normalize_proto(rule["proto"])
+        sources = []
+        for cidr in (rule["cidr_ip"] or []) + (rule["cidr_ipv6"] or []):
+            sources.append(normalize_cidr(module, where, cidr))
+        if rule["group_name"]:
+            name = rule["group_name"]
+            if name not in resolve:
+                module.fail_json(
+                    msg=f"{where} names security group '{name}', which is neither in groups nor an existing "
+                    f"group of VPC {vpc_id}; nothing was changed"
+                )
+            sources.append(("group", resolve[name]))
+        if not sources:
+            module.fail_json(msg=f"{where} has no source: set cidr_ip, cidr_ipv6 or group_name")
+        description = rule["rule_desc"] or ""
+        for low, high in port_ranges(module, where, proto, rule["ports"]):
+            for kind, target in sources:
+                permission = (proto, low, high, kind, target)
+                if rules.get(permission, description) != description:
+                    module.fail_json(
+                        msg=f"{where}: {readable(permission, '', {})} is also listed with description "
+                        f"'{rules[permission]}'; a permission has one description"
+                    )
+                rules[permission] = description
+    return rules
+
+
+def current_rules(permissions: list[dict]) -> Rules:
+    """The permissions of IpPermissions (as DescribeSecurityGroups returns them)."""
+    rules: Rules = {}
+    for perm in permissions:
+        proto = normalize_proto(perm["IpProtocol"])
+        low, high = (perm.get("FromPort"), perm.get("ToPort")) if proto in PORTED else (None, None)
+        for kind, key, field in (
+            ("cidr_ip", "IpRanges", "CidrIp"),
+            ("cidr_ipv6", "Ipv6Ranges", "CidrIpv6"),
+            ("group", "UserIdGroupPairs", "GroupId"),
+            ("prefix_list", "PrefixListIds", "PrefixListId"),
+        ):
+            for item in perm.get(key) or []:
+                rules[(proto, low, high, kind, item[field])] = item.get("Description") or ""
+    return rules
+
+
+def ip_permissions(rules: Rules) -> list[dict]:
+    """IpPermissions for the API, one entry per (proto, from, to). Empty descriptions are left out."""
+    merged: dict[tuple, dict] = {}
+    fields = {
+        "cidr_ip": ("IpRanges", "CidrIp"),
+        "cidr_ipv6": ("Ipv6Ranges", "CidrIpv6"),
+        "group": ("UserIdGroupPairs", "GroupId"),
+        "prefix_list": ("PrefixListIds", "PrefixListId"),
+    }
+    for (proto, low, high, kind, target), description in sorted(rules.items(), key=sort_key):
+        perm = merged.setdefault((proto, low, high), {"IpProtocol": proto})
+        if low is not None:
+            perm.update(FromPort=low, ToPort=high)
+        key, field = fields[kind]
+        item = {field: target}
+        if description:  # UpdateSecurityGroupRuleDescriptionsIngress removes an omitted description
+            item["Description"] = description
+        perm.setdefault(key, []).append(item)
+    return list(merged.values())
+
+
+def sort_key(item: tuple) -> tuple:
+    proto, low, high, kind, target = item[0]
+    return (proto, -2 if low is None else low, -2 if high is None else high, kind, target)
+
+
+def readable(permission: Permission, description: str, names: dict[str, str]) -> str:
+    """`tcp 8080 from group airflow-alb (api-server)` and the like, for the diff."""
+    proto, low, high, kind, target = permission
+    if proto == "-1":
+        what = "all traffic"
+    elif proto.startswith("icmp"):
+        what = f"{proto} type {low} code {high}"
+    elif proto in PORTED:
+        what = f"{proto} {low}" if low == high else f"{proto} {low}-{high}"
+    else:
+        what = f"protocol {proto}"
+    if kind == "group":
+        source = f"group {names.get(target, target)}"
+    elif kind == "prefix_list":
+        source = f"prefix list {target}"
+    else:
+        source = target
+    return f"{what} from {source}" + (f" ({description})" if description else "")
+
+
+def ingress_view(rules: Rules, names: dict[str, str]) -> list[dict]:
+    """The permissions as returned in `groups[].ingress`."""
+    view = []
+    for (proto, low, high, kind, target), description in sorted(rules.items(), key=sort_key):
+        item: dict[str, Any] = {"proto": proto, "from_port": low, "to_port": high}
+        if kind == "group":
+            item["group_id"] = None if target.startswith(NEW) else target
+            item["group_name"] = names.get(target)
+        elif kind == "prefix_list":
+            item["prefix_list_id"] = target
+        else:
+            item[kind] = target
+        item["rule_desc"] = description
+        view.append(item)
+    return view
+
+
+# --- AWS -----------------------------------------------------------------------------------------
+
+
+@AWSRetry.jittered_backoff()
+def _describe(client: Any, **params: Any) -> list[dict]:
+    return client.get_paginator("describe_security_groups").paginate(**params).build_full_result()["SecurityGroups"]
+
+
+def describe_groups(module: AnsibleAWSModule, client: Any, vpc_id: str, names: list[str]) -> dict[str, dict]:
+    """The groups of the VPC with one of these names, by name (one DescribeSecurityGroups)."""
+    if not names:
+        return {}
+    filters = [{"Name": "vpc-id", "Values": [vpc_id]}, {"Name": "group-name", "Values": sorted(set(names))}]
+    try:
+        groups = _describe(client, Filters=filters)
+    except (BotoCoreError, ClientError) as e:
+        module.fail_json_aws(e, msg=f"Failed to describe the security groups of VPC {vpc_id}")
+    return {group["GroupName"]: group for group in groups if group.get("VpcId", vpc_id) == vpc_id}
+
+
+def call(module: AnsibleAWSModule, client: Any, method: str, msg: str, **params: Any) -> Any:
+    try:
+        return getattr(client, method)(aws_retry=True, **params)
+    except (BotoCoreError, ClientError) as e:
+        module.fail_json_aws(e, msg=msg, changed=True)
+
+
+def tags_of(group: dict) -> dict[str, str]:
+    return boto3_tag_list_to_ansible_dict(group.get("Tags") or [])
+
+
+# --- present -------------------------------------------------------------------------------------
+
+
+def group_view(name: str, description: str, rules: Rules, tags: dict, names: dict[str, str]) -> dict:
+    return {
+        "name": name,
+        "description": description,
+        "rules": [readable(p, d, names) for p, d in sorted(rules.items(), key=sort_key)],
+        "tags": tags,
+    }
+
+
+def plan(module: AnsibleAWSModule, found: dict[str, dict], ids: dict[str, str]) -> list[dict]:
+    """What to do for each listed group, given the groups found and the name -> id (or stand-in) map."""
+    params = module.params
+    steps = []
+    for group in params["groups"]:
+        existing = found.get(group["name"])
+        current = current_rules(existing["IpPermissions"] if existing else [])
+        desired = desired_rules(module, group, ids, params["vpc_id"]) if group["rules"] is not None else None
+        add, revoke, redescribe = {}, {}, {}
+        if desired is not None:
+            add = {p: d for p, d in desired.items() if p not in current}
+            redescribe = {p: d for p, d in desired.items() if p in current and current[p] != d}
+            if params["purge_rules"]:
+                revoke = {p: d for p, d in current.items() if p not in desired}
+        tags_before = tags_of(existing) if existing else {}
+        wanted = {k: str(v) for k, v in group["tags"].items()} if group["tags"] is not None else None
+        to_set, to_unset = (
+            compare_aws_tags(tags_before, wanted, params["purge_tags"]) if wanted is not None else ({}, [])
+        )
+        tags_after = {k: v for k, v in tags_before.items() if k not in to_unset} | to_set
+        rules_after = {p: d for p, d in current.items() if p not in revoke} | add | redescribe
+        steps.append(
+            dict(
+                group=group,
+                existing=existing,
+                description=existing["Description"] if existing else group["description"],
+                current=current,
+                add=add,
+                revoke=revoke,
+                redescribe=redescribe,
+                to_set=to_set,
+                to_unset=to_unset,
+                tags_before=tags_before,
+                tags_after=tags_after,
+                rules_after=rules_after,
+                changed=not existing or bool(add or revoke or redescribe or to_set or to_unset),
+            )
+        )
+    return steps
+
+
+def create_groups(module: AnsibleAWSModule, client: Any, steps: list[dict]) -> dict[str, str]:
+    """Create the missing groups with their tags and wait until they can be read; name -> id."""
+    created = {}
+    vpc_id = module.params["vpc_id"]
+    for step in steps:
+        if step["existing"]:
+            continue
+        group = step["group"]
+        params: dict[str, Any] = {"GroupName": group["name"], "Description": group["description"], "VpcId": vpc_id}
+        if step["tags_after"]:
+            tags = ansible_dict_to_boto3_tag_list(step["tags_after"])
+            params["TagSpecifications"] = [{"ResourceType": "security-group", "Tags": tags}]
+        response = call(
+            module, client, "create_security_group", f"Failed to create security group '{group['name']}'", **params
+        )
+        created[group["name"]] = response["GroupId"]
+    if created:
+        wait_for_resource_state(
+            client, module, "security_group_exists", delay=1, max_attempts=60, GroupIds=list(created.values())
+        )
+    return created
+
+
+def apply_rules(module: AnsibleAWSModule, client: Any, group_id: str, name: str, step: dict) -> None:
+    if step["revoke"]:
+        # Revoke with the current descriptions: some emulators only match a group pair with them.
+        call(
+            module,
+            client,
+            "revoke_security_group_ingress",
+            f"Failed to revoke ingress rules of security group '{name}' ({group_id})",
+            GroupId=group_id,
+            IpPermissions=ip_permissions(step["revoke"]),
+        )
+    if step["add"]:
+        call(
+            module,
+            client,
+            "authorize_security_group_ingress",
+            f"Failed to authorize ingress rules on security group '{name}' ({group_id})",
+            GroupId=group_id,
+            IpPermissions=ip_permissions(step["add"]),
+        )
+    if step["redescribe"]:
+        call(
+            module,
+            client,
+            "update_security_group_rule_descriptions_ingress",
+            f"Failed to update ingress rule descriptions of security group '{name}' ({group_id})",
+            GroupId=group_id,
+            IpPermissions=ip_permissions(step["redescribe"]),
+        )
+
+
+def apply_tags(module: AnsibleAWSModule, client: Any, group_id: str, name: str, step: dict) -> None:
+    if step["to_unset"]:
+        call(
+            module,
+            client,
+            "delete_tags",
+            f"Failed to remove tags {', '.join(step['to_unset'])} from security group '{name}'",
+            Resources=[group_id],
+            Tags=[{"Key": key} for key in step["to_unset"]],
+        )
+    if step["to_set"]:
+        call(
+            module,
+            client,
+            "create_tags",
+            f"Failed to tag security group '{name}' with {', '.join(step['to_set'])}",
+            Resources=[group_id],
+            Tags=ansible_dict_to_boto3_tag_list(step["to_set"]),
+        )
+
+
+def fix_descriptions(module: AnsibleAWSModule, client: Any, found: dict[str, dict], steps: list[dict]) -> bool:
+    """Revoke and authorize again the permissions whose new description the API did not apply."""
+    fixed = False
+    for step in steps:
+        if not step["redescribe"]:
+            continue
+        group = found[step["group"]["name"]]
+        now = current_rules(group["IpPermissions"])
+        stale = {p: d for p, d in step["redescribe"].items() if p in now and now[p] != d}
+        if not stale:
+            continue
+        name, group_id = group["GroupName"], group["GroupId"]
+        call(
+            module,
+            client,
+            "revoke_security_group_ingress",
+            f"Failed to revoke ingress rules of security group '{name}' ({group_id}) to change their descriptions",
+            GroupId=group_id,
+            IpPermissions=ip_permissions({p: now[p] for p in stale}),
+        )
+        call(
+            module,
+            client,
+            "authorize_security_group_ingress",
+            f"Failed to authorize ingress rules on security group '{name}' ({group_id}) with new descriptions",
+            GroupId=group_id,
+            IpPermissions=ip_permissions(stale),
+        )
+        fixed = True
+    return fixed
+
+
+def ensure_present(module: AnsibleAWSModule, client: Any) -> dict:
+    params = module.params
+    vpc_id = params["vpc_id"]
+    listed = [group["name"] for group in params["groups"]]
+    referenced = [r["group_name"] for g in params["groups"] for r in g["rules"] or [] if r["group_name"]]
+    found = describe_groups(module, client, vpc_id, listed + referenced)
+
+    for group in params["groups"]:
+        existing = found.get(group["name"])
+        if not existing and not group["description"]:
+            module.fail_json(
+                msg=f"Security group '{group['name']}' does not exist: a description is needed to create it"
+            )
+        if existing and group["description"] is not None and group["description"] != existing["Description"]:
+            module.warn(
+                f"Security group '{group['name']}' ({existing['GroupId']}) has the description "
+                f"'{existing['Description']}', not '{group['description']}'. AWS cannot change the description of "
+                "a security group: delete the group and create it again to apply it. The group was left as it is."
+            )
+
+    # Plan with stand-in ids for the groups to create: validates every rule before any change.
+    ids = {name: group["GroupId"] for name, group in found.items()}
+    ids.update({name: NEW + name for name in listed if name not in found})
+    steps = plan(module, found, ids)
+    changed = any(step["changed"] for step in steps)
+
+    if changed and not module.check_mode:
+        ids.update(create_groups(module, client, steps))
+        steps = plan(module, found, ids)  # new groups: no ingress rule yet, tags set at creation
+        for step in steps:
+            name = step["group"]["name"]
+            apply_rules(module, client, ids[name], name, step)
+            if step["existing"]:
+                apply_tags(module, client, ids[name], name, step)
+        after = describe_groups(module, client, vpc_id, listed)
+        if fix_descriptions(module, client, after, steps):
+            after = describe_groups(module, client, vpc_id, listed)
+    else:
+        after = None
+
+    names = {group_id: name for name, group_id in ids.items()}
+    result_groups, diff_before, diff_after = [], {}, {}
+    for step in steps:
+        name = step["group"]["name"]
+        if step["existing"]:
+            diff_before[name] = group_view(name, step["description"], step["current"], step["tags_before"], names)
+        if after is not None:
+            group = after[name]
+            rules, tags, description = current_rules(group["IpPermissions"]), tags_of(group), group["Description"]
+        else:
+            rules, tags, description = step["rules_after"], step["tags_after"], step["description"]
+        diff_after[name] = group_view(name, description, rules, tags, names)
+        group_id = ids[name]
+        result_groups.append(
+            {
+                "name": name,
+                "group_id": None if group_id.startswith(NEW) else group_id,
+                "description": description,
+                "ingress": ingress_view(rules, names),
+                "tags": tags,
+            }
+        )
+    result: dict[str, Any] = {
+        "changed": changed,
+        "groups": result_groups,
+        "group_ids": {group["name"]: group["group_id"] for group in result_groups if group["group_id"]},
+    }
+    if module._diff:
+        result["diff"] = {"before": diff_before, "after": diff_after}
+    return result
+
+
+# --- absent --------------------------------------------------------------------------------------
+
+
+def group_references(permissions: list[dict], ids: set[str]) -> Rules:
+    return {p: d for p, d in current_rules(permissions).items() if p[3] == "group" and p[4] in ids}
+
+
+def ensure_absent(module: AnsibleAWSModule, client: Any) -> dict:
+    vpc_id = module.params["vpc_id"]
+    listed = [group["name"] for group in module.params["groups"]]
+    found = describe_groups(module, client, vpc_id, listed)
+    doomed = [found[name] for name in reversed(listed) if name in found]
+    result: dict[str, Any] = {"changed": bool(doomed), "groups": [], "group_ids": {}}
+    if module._diff:
+        names = {group["GroupId"]: group["GroupName"] for group in doomed}
+        result["diff"] = {
+            "before": {
+                g["GroupName"]: group_view(
+                    g["GroupName"], g["Description"], current_rules(g["IpPermissions"]), tags_of(g), names
+                )
+                for g in reversed(doomed)
+            },
+            "after": {},
+        }
+    if not doomed or module.check_mode:
+        return result
+
+    ids = {group["GroupId"] for group in doomed}
+    for group in doomed:  # first every reference between the groups, so that no deletion waits on another
+        name, group_id = group["GroupName"], group["GroupId"]
+        ingress = group_references(group["IpPermissions"], ids)
+        egress = group_references(group.get("IpPermissionsEgress") or [], ids)
+        if ingress:
+            call(
+                module,
+                client,
+                "revoke_security_group_ingress",
+                f"Failed to revoke the ingress rules of security group '{name}' ({group_id}) that name listed groups",
+                GroupId=group_id,
+                IpPermissions=ip_permissions(ingress),
+            )
+        if egress:
+            call(
+                module,
+                client,
+                "revoke_security_group_egress",
+                f"Failed to revoke the egress rules of security group '{name}' ({group_id}) that name listed groups",
+                GroupId=group_id,
+                IpPermissions=ip_permissions(egress),
+            )
+    for group in doomed:
+        name, group_id = group["GroupName"], group["GroupId"]
+        try:
+            client.delete_security_group(GroupId=group_id, aws_retry=True)
+        except is_boto3_error_code("InvalidGroup.NotFound"):
+            continue
+        except is_boto3_error_code("DependencyViolation") as e:
+            module.fail_json_aws(
+                e,
+                msg=f"Cannot delete security group '{name}' ({group_id}) of VPC {vpc_id}: it is still in use, by a "
+                "network interface (a task, load balancer or database still running) or by a rule of a group "
+                "that is not in this list. Remove that first.",
+                changed=True,
+            )
+        except (BotoCoreError, ClientError) as e:  # pylint: disable=duplicate-except
+            module.fail_json_aws(e, msg=f"Failed to delete security group '{name}' ({group_id})", changed=True)
+    return result
+
+
+def main() -> None:
+    module = AnsibleAWSModule(argument_spec=argument_spec(), supports_check_mode=True)
+    names = [group["name"] for group in module.params["groups"]]
+    duplicates = sorted({name for name in names if names.count(name) > 1})
+    if duplicates:
+        module.fail_json(msg=f"Security group names must be unique in groups: {', '.join(duplicates)}")
+    client = module.client("ec2", retry_decorator=AWSRetry.jittered_backoff())
+    ensure = ensure_present if module.params["state"] == "present" else ensure_absent
+    module.exit_json(**ensure(module, client))
+
+
+if __name__ == "__main__":
+    main()
