@@ -546,35 +546,20 @@ def create_groups(module: AnsibleAWSModule, client: Any, steps: list[dict]) -> d
     return created
 
 
+# The rule changes of a group, in order: (step key, EC2 operation, what a failure says it failed to do).
+RULE_OPERATIONS = (
+    # Revoke with the current descriptions: some emulators only match a group pair with them.
+    ("revoke", "revoke_security_group_ingress", "revoke ingress rules of"),
+    ("add", "authorize_security_group_ingress", "authorize ingress rules on"),
+    ("redescribe", "update_security_group_rule_descriptions_ingress", "update ingress rule descriptions of"),
+)
+
+
 def apply_rules(module: AnsibleAWSModule, client: Any, group_id: str, name: str, step: dict) -> None:
-    if step["revoke"]:
-        # Revoke with the current descriptions: some emulators only match a group pair with them.
-        call(
-            module,
-            client,
-            "revoke_security_group_ingress",
-            f"Failed to revoke ingress rules of security group '{name}' ({group_id})",
-            GroupId=group_id,
-            IpPermissions=ip_permissions(step["revoke"]),
-        )
-    if step["add"]:
-        call(
-            module,
-            client,
-            "authorize_security_group_ingress",
-            f"Failed to authorize ingress rules on security group '{name}' ({group_id})",
-            GroupId=group_id,
-            IpPermissions=ip_permissions(step["add"]),
-        )
-    if step["redescribe"]:
-        call(
-            module,
-            client,
-            "update_security_group_rule_descriptions_ingress",
-            f"Failed to update ingress rule descriptions of security group '{name}' ({group_id})",
-            GroupId=group_id,
-            IpPermissions=ip_permissions(step["redescribe"]),
-        )
+    for key, operation, what in RULE_OPERATIONS:
+        if step[key]:
+            message = f"Failed to {what} security group '{name}' ({group_id})"
+            call(module, client, operation, message, GroupId=group_id, IpPermissions=ip_permissions(step[key]))
 
 
 def apply_tags(module: AnsibleAWSModule, client: Any, group_id: str, name: str, step: dict) -> None:
