@@ -232,12 +232,12 @@ from typing import Any
 with contextlib.suppress(ImportError):  # AnsibleAWSModule reports a missing botocore
     from botocore.exceptions import BotoCoreError, ClientError
 
+from ansible.module_utils.ec2_batch import apply_tags, call, describe_in_vpc, tags_of
 from ansible_collections.amazon.aws.plugins.module_utils.botocore import is_boto3_error_code
 from ansible_collections.amazon.aws.plugins.module_utils.modules import AnsibleAWSModule
 from ansible_collections.amazon.aws.plugins.module_utils.retries import AWSRetry
 from ansible_collections.amazon.aws.plugins.module_utils.tagging import (
     ansible_dict_to_boto3_tag_list,
-    boto3_tag_list_to_ansible_dict,
     compare_aws_tags,
 )
 from ansible_collections.amazon.aws.plugins.module_utils.waiters import wait_for_resource_state
@@ -442,32 +442,20 @@ def ingress_view(rules: Rules, names: dict[str, str]) -> list[dict]:
 # --- AWS -----------------------------------------------------------------------------------------
 
 
-@AWSRetry.jittered_backoff()
-def _describe(client: Any, **params: Any) -> list[dict]:
-    return client.get_paginator("describe_security_groups").paginate(**params).build_full_result()["SecurityGroups"]
-
-
 def describe_groups(module: AnsibleAWSModule, client: Any, vpc_id: str, names: list[str]) -> dict[str, dict]:
     """The groups of the VPC with one of these names, by name (one DescribeSecurityGroups)."""
     if not names:
         return {}
-    filters = [{"Name": "vpc-id", "Values": [vpc_id]}, {"Name": "group-name", "Values": sorted(set(names))}]
-    try:
-        groups = _describe(client, Filters=filters)
-    except (BotoCoreError, ClientError) as e:
-        module.fail_json_aws(e, msg=f"Failed to describe the security groups of VPC {vpc_id}")
-    return {group["GroupName"]: group for group in groups if group.get("VpcId", vpc_id) == vpc_id}
-
-
-def call(module: AnsibleAWSModule, client: Any, method: str, msg: str, **params: Any) -> Any:
-    try:
-        return getattr(client, method)(aws_retry=True, **params)
-    except (BotoCoreError, ClientError) as e:
-        module.fail_json_aws(e, msg=msg, changed=True)
-
-
-def tags_of(group: dict) -> dict[str, str]:
-    return boto3_tag_list_to_ansible_dict(group.get("Tags") or [])
+    groups = describe_in_vpc(
+        module,
+        client,
+        "describe_security_groups",
+        "SecurityGroups",
+        vpc_id,
+        what="security groups",
+        filters=[{"Name": "group-name", "Values": sorted(set(names))}],
+    )
+    return {group["GroupName"]: group for group in groups}
 
 
 # --- present -------------------------------------------------------------------------------------
@@ -562,27 +550,6 @@ def apply_rules(module: AnsibleAWSModule, client: Any, group_id: str, name: str,
             call(module, client, operation, message, GroupId=group_id, IpPermissions=ip_permissions(step[key]))
 
 
-def apply_tags(module: AnsibleAWSModule, client: Any, group_id: str, name: str, step: dict) -> None:
-    if step["to_unset"]:
-        call(
-            module,
-            client,
-            "delete_tags",
-            f"Failed to remove tags {', '.join(step['to_unset'])} from security group '{name}'",
-            Resources=[group_id],
-            Tags=[{"Key": key} for key in step["to_unset"]],
-        )
-    if step["to_set"]:
-        call(
-            module,
-            client,
-            "create_tags",
-            f"Failed to tag security group '{name}' with {', '.join(step['to_set'])}",
-            Resources=[group_id],
-            Tags=ansible_dict_to_boto3_tag_list(step["to_set"]),
-        )
-
-
 def fix_descriptions(module: AnsibleAWSModule, client: Any, found: dict[str, dict], steps: list[dict]) -> bool:
     """Revoke and authorize again the permissions whose new description the API did not apply."""
     fixed = False
@@ -648,7 +615,7 @@ def ensure_present(module: AnsibleAWSModule, client: Any) -> dict:
             name = step["group"]["name"]
             apply_rules(module, client, ids[name], name, step)
             if step["existing"]:
-                apply_tags(module, client, ids[name], name, step)
+                apply_tags(module, client, ids[name], f"security group '{name}'", step)
         after = describe_groups(module, client, vpc_id, listed)
         if fix_descriptions(module, client, after, steps):
             after = describe_groups(module, client, vpc_id, listed)

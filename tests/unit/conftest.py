@@ -39,7 +39,7 @@ def load_source(name: str, path: Path) -> ModuleType:
 @pytest.fixture
 def load_library_module(monkeypatch: pytest.MonkeyPatch) -> Callable[[str], ModuleType]:
     """Import a library/ module in this process, with the project's module_utils where Ansible puts them."""
-    for util in ("desired_tags", "servicediscovery"):  # in dependency order
+    for util in ("desired_tags", "servicediscovery", "ec2_batch"):  # in dependency order
         name = f"ansible.module_utils.{util}"
         monkeypatch.setitem(sys.modules, name, load_source(name, ROOT / "module_utils" / f"{util}.py"))
     return lambda name: load_source(f"library_{name}", ROOT / "library" / f"{name}.py")

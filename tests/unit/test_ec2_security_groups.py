@@ -13,8 +13,8 @@ from typing import Any
 
 import pytest
 from ansible_runner import run_module
-from botocore.exceptions import ClientError
 from emulator import Emulator
+from in_use import InUseClient, ModuleFailed, StubModule
 
 MODULE = "ec2_security_groups"
 ALB, NODES, DB = "t-alb", "t-nodes", "t-db"
@@ -246,42 +246,6 @@ def test_bad_rule_is_refused(clean_emulator: Emulator, vpc_id: str, rule: dict, 
 # --- A group still in use: moto deletes it anyway, so a stub client gives AWS's DependencyViolation ----
 
 
-class ModuleFailed(Exception):
-    pass
-
-
-class StubModule:
-    check_mode = False
-    _diff = False
-
-    def __init__(self, params: dict) -> None:
-        self.params = params
-
-    def fail_json_aws(self, exception: Exception, msg: str, **kwargs: Any) -> None:
-        raise ModuleFailed(f"{msg}: {exception}", kwargs)
-
-
-class InUseClient:
-    """The emulator's EC2 client, except that deleting `busy_id` fails as on AWS when an ENI uses it."""
-
-    def __init__(self, client: Any, busy_id: str) -> None:
-        self.client, self.busy_id = client, busy_id
-
-    def __getattr__(self, name: str) -> Any:
-        method = getattr(self.client, name)
-
-        def without_retry_flag(*args: Any, aws_retry: bool = False, **kwargs: Any) -> Any:
-            return method(*args, **kwargs)
-
-        return without_retry_flag
-
-    def delete_security_group(self, GroupId: str, aws_retry: bool) -> None:
-        if GroupId == self.busy_id:
-            error = {"Error": {"Code": "DependencyViolation", "Message": f"resource {GroupId} has a dependent object"}}
-            raise ClientError(error, "DeleteSecurityGroup")
-        self.client.delete_security_group(GroupId=GroupId)
-
-
 def test_absent_fails_clearly_when_a_group_is_still_in_use(
     clean_emulator: Emulator, vpc_id: str, load_library_module: Callable[[str], ModuleType]
 ) -> None:
@@ -297,7 +261,7 @@ def test_absent_fails_clearly_when_a_group_is_still_in_use(
     library = load_library_module(MODULE)
     module = StubModule({"vpc_id": vpc_id, "groups": [{"name": "busy"}, {"name": "idle"}], "state": "absent"})
     with pytest.raises(ModuleFailed) as failed:
-        library.ensure_absent(module, InUseClient(ec2, busy))
+        library.ensure_absent(module, InUseClient(ec2, "delete_security_group", "GroupId", busy))
     message, extra = failed.value.args
     assert f"Cannot delete security group 'busy' ({busy}) of VPC {vpc_id}: it is still in use" in message
     assert "DependencyViolation" in message

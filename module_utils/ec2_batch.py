@@ -1,0 +1,71 @@
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+
+"""What the project's batch EC2 modules (security groups, subnets, route tables of a VPC) share."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Sequence
+from typing import Any
+
+with contextlib.suppress(ImportError):  # a missing botocore is reported by AnsibleAWSModule
+    from botocore.exceptions import BotoCoreError, ClientError
+
+from ansible_collections.amazon.aws.plugins.module_utils.retries import AWSRetry
+from ansible_collections.amazon.aws.plugins.module_utils.tagging import (
+    ansible_dict_to_boto3_tag_list,
+    boto3_tag_list_to_ansible_dict,
+)
+
+
+def describe_in_vpc(
+    module: Any,
+    client: Any,
+    operation: str,
+    key: str,
+    vpc_id: str,
+    *,
+    what: str,
+    filters: Sequence[dict] = (),
+    changed: bool = False,
+) -> list[dict]:
+    """Every `key` item a Describe* `operation` lists in the VPC (paginated, retried); a failure names `what`."""
+    all_filters = [{"Name": "vpc-id", "Values": [vpc_id]}, *filters]
+
+    @AWSRetry.jittered_backoff()
+    def describe() -> list[dict]:
+        return client.get_paginator(operation).paginate(Filters=all_filters).build_full_result()[key]
+
+    try:
+        items = describe()
+    except (BotoCoreError, ClientError) as e:
+        module.fail_json_aws(e, msg=f"Failed to describe the {what} of VPC {vpc_id}", changed=changed)
+    return [item for item in items if item.get("VpcId", vpc_id) == vpc_id]
+
+
+def call(module: Any, client: Any, method: str, msg: str, retry_codes: Sequence[str] = (), **params: Any) -> Any:
+    """One EC2 call, retried; also while EC2 answers one of `retry_codes` (a resource created in this run)."""
+    operation = getattr(client, method)
+    try:
+        if retry_codes:
+            return AWSRetry.jittered_backoff(retries=10, delay=1, catch_extra_error_codes=list(retry_codes))(operation)(
+                **params
+            )
+        return operation(aws_retry=True, **params)
+    except (BotoCoreError, ClientError) as e:
+        module.fail_json_aws(e, msg=msg, changed=True)
+
+
+def tags_of(resource: dict) -> dict[str, str]:
+    return boto3_tag_list_to_ansible_dict(resource.get("Tags") or [])
+
+
+def apply_tags(module: Any, client: Any, resource_id: str, what: str, step: dict) -> None:
+    """Remove the tag keys step["to_unset"] from, and set the tags step["to_set"] on, an EC2 resource `what`."""
+    to_set, to_unset = step["to_set"], step["to_unset"]
+    if to_unset:
+        msg = f"Failed to remove tags {', '.join(to_unset)} from {what}"
+        call(module, client, "delete_tags", msg, Resources=[resource_id], Tags=[{"Key": key} for key in to_unset])
+    if to_set:
+        msg = f"Failed to tag {what} with {', '.join(to_set)}"
+        call(module, client, "create_tags", msg, Resources=[resource_id], Tags=ansible_dict_to_boto3_tag_list(to_set))
