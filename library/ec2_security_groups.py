@@ -230,10 +230,9 @@ import ipaddress
 from typing import Any
 
 with contextlib.suppress(ImportError):  # AnsibleAWSModule reports a missing botocore
-    from botocore.exceptions import BotoCoreError, ClientError
+    pass
 
-from ansible.module_utils.ec2_batch import apply_tags, call, describe_in_vpc, tags_of
-from ansible_collections.amazon.aws.plugins.module_utils.botocore import is_boto3_error_code
+from ansible.module_utils.ec2_batch import apply_tags, call, delete, describe_in_vpc, tags_of
 from ansible_collections.amazon.aws.plugins.module_utils.modules import AnsibleAWSModule
 from ansible_collections.amazon.aws.plugins.module_utils.retries import AWSRetry
 from ansible_collections.amazon.aws.plugins.module_utils.tagging import (
@@ -706,20 +705,17 @@ def ensure_absent(module: AnsibleAWSModule, client: Any) -> dict:
             )
     for group in doomed:
         name, group_id = group["GroupName"], group["GroupId"]
-        try:
-            client.delete_security_group(GroupId=group_id, aws_retry=True)
-        except is_boto3_error_code("InvalidGroup.NotFound"):
-            continue
-        except is_boto3_error_code("DependencyViolation") as e:
-            module.fail_json_aws(
-                e,
-                msg=f"Cannot delete security group '{name}' ({group_id}) of VPC {vpc_id}: it is still in use, by a "
-                "network interface (a task, load balancer or database still running) or by a rule of a group "
-                "that is not in this list. Remove that first.",
-                changed=True,
-            )
-        except (BotoCoreError, ClientError) as e:  # pylint: disable=duplicate-except
-            module.fail_json_aws(e, msg=f"Failed to delete security group '{name}' ({group_id})", changed=True)
+        delete(
+            module,
+            client,
+            "delete_security_group",
+            f"security group '{name}' ({group_id}) of VPC {vpc_id}",
+            not_found=["InvalidGroup.NotFound"],
+            in_use="it is still in use, by a network interface (a task, load balancer or database still running) "
+            "or by a rule of a group that is not in this list",
+            changed=True,
+            GroupId=group_id,
+        )
     return result
 
 

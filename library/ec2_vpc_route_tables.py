@@ -217,7 +217,7 @@ from typing import Any
 with contextlib.suppress(ImportError):  # AnsibleAWSModule reports a missing botocore
     from botocore.exceptions import BotoCoreError, ClientError
 
-from ansible.module_utils.ec2_batch import apply_tags, call, describe_in_vpc, tags_of
+from ansible.module_utils.ec2_batch import apply_tags, call, delete, describe_in_vpc, tags_of
 from ansible_collections.amazon.aws.plugins.module_utils.botocore import is_boto3_error_code
 from ansible_collections.amazon.aws.plugins.module_utils.modules import AnsibleAWSModule
 from ansible_collections.amazon.aws.plugins.module_utils.retries import AWSRetry
@@ -635,19 +635,16 @@ def ensure_absent(module: AnsibleAWSModule, client: Any) -> dict:
             if not a.get("Main") and a.get("AssociationState", {}).get("State") != "disassociated"
         }
         disassociate(module, client, label, associations)
-        try:
-            client.delete_route_table(aws_retry=True, RouteTableId=table_id)
-        except is_boto3_error_code(list(NOT_FOUND)):
-            continue
-        except is_boto3_error_code("DependencyViolation") as e:  # pylint: disable=duplicate-except
-            module.fail_json_aws(
-                e,
-                msg=f"Cannot delete route table {label} of VPC {vpc_id}: something still depends on it "
-                "(an association made since it was read, or a VPC endpoint). Remove that first.",
-                changed=True,
-            )
-        except (BotoCoreError, ClientError) as e:  # pylint: disable=duplicate-except
-            module.fail_json_aws(e, msg=f"Failed to delete route table {label} of VPC {vpc_id}", changed=True)
+        delete(
+            module,
+            client,
+            "delete_route_table",
+            f"route table {label} of VPC {vpc_id}",
+            not_found=NOT_FOUND,
+            in_use="something still depends on it (an association made since it was read, or a VPC endpoint)",
+            changed=True,
+            RouteTableId=table_id,
+        )
     return result
 
 

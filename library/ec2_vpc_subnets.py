@@ -161,10 +161,9 @@ import time
 from typing import Any
 
 with contextlib.suppress(ImportError):  # AnsibleAWSModule reports a missing botocore
-    from botocore.exceptions import BotoCoreError, ClientError
+    pass
 
-from ansible.module_utils.ec2_batch import apply_tags, call, describe_in_vpc, tags_of
-from ansible_collections.amazon.aws.plugins.module_utils.botocore import is_boto3_error_code
+from ansible.module_utils.ec2_batch import apply_tags, call, delete, describe_in_vpc, tags_of
 from ansible_collections.amazon.aws.plugins.module_utils.modules import AnsibleAWSModule
 from ansible_collections.amazon.aws.plugins.module_utils.retries import AWSRetry
 from ansible_collections.amazon.aws.plugins.module_utils.tagging import (
@@ -387,22 +386,17 @@ def ensure_absent(module: AnsibleAWSModule, client: Any) -> dict:
     deleted = 0
     for subnet in doomed:
         subnet_id, cidr = subnet["SubnetId"], subnet["CidrBlock"]
-        try:
-            client.delete_subnet(SubnetId=subnet_id, aws_retry=True)
-        except is_boto3_error_code("InvalidSubnetID.NotFound"):
-            continue
-        except is_boto3_error_code("DependencyViolation") as e:
-            module.fail_json_aws(
-                e,
-                msg=f"Cannot delete subnet {subnet_id} ({cidr}) of VPC {vpc_id}: it still holds network interfaces "
-                "(a task, NAT gateway, load balancer, database or endpoint still running in it). Remove them first.",
-                changed=bool(deleted),
-            )
-        except (BotoCoreError, ClientError) as e:  # pylint: disable=duplicate-except
-            module.fail_json_aws(
-                e, msg=f"Failed to delete subnet {subnet_id} ({cidr}) of VPC {vpc_id}", changed=bool(deleted)
-            )
-        deleted += 1
+        deleted += delete(
+            module,
+            client,
+            "delete_subnet",
+            f"subnet {subnet_id} ({cidr}) of VPC {vpc_id}",
+            not_found=["InvalidSubnetID.NotFound"],
+            in_use="it still holds network interfaces (a task, NAT gateway, load balancer, database or endpoint "
+            "still running in it)",
+            changed=bool(deleted),
+            SubnetId=subnet_id,
+        )
     result["changed"] = bool(deleted)
     return result
 

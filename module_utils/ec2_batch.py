@@ -11,6 +11,7 @@ from typing import Any
 with contextlib.suppress(ImportError):  # a missing botocore is reported by AnsibleAWSModule
     from botocore.exceptions import BotoCoreError, ClientError
 
+from ansible_collections.amazon.aws.plugins.module_utils.botocore import is_boto3_error_code
 from ansible_collections.amazon.aws.plugins.module_utils.retries import AWSRetry
 from ansible_collections.amazon.aws.plugins.module_utils.tagging import (
     ansible_dict_to_boto3_tag_list,
@@ -69,3 +70,26 @@ def apply_tags(module: Any, client: Any, resource_id: str, what: str, step: dict
     if to_set:
         msg = f"Failed to tag {what} with {', '.join(to_set)}"
         call(module, client, "create_tags", msg, Resources=[resource_id], Tags=ansible_dict_to_boto3_tag_list(to_set))
+
+
+def delete(
+    module: Any,
+    client: Any,
+    method: str,
+    what: str,
+    *,
+    not_found: Sequence[str],
+    in_use: str,
+    changed: bool,
+    **params: Any,
+) -> bool:
+    """Delete one EC2 resource `what`; False when it is gone already. `in_use` says what may still hold it."""
+    try:
+        getattr(client, method)(aws_retry=True, **params)
+    except is_boto3_error_code(list(not_found)):
+        return False
+    except is_boto3_error_code("DependencyViolation") as e:  # pylint: disable=duplicate-except
+        module.fail_json_aws(e, msg=f"Cannot delete {what}: {in_use}. Remove that first.", changed=changed)
+    except (BotoCoreError, ClientError) as e:  # pylint: disable=duplicate-except
+        module.fail_json_aws(e, msg=f"Failed to delete {what}", changed=changed)
+    return True
