@@ -15,7 +15,8 @@ description:
     services, so a run that changes nothing costs one call for up to ten services.
   - Compared and updated in place, with C(UpdateService) - task definition, desired count, capacity provider
     strategy, network configuration (subnets, security groups, public IP), load balancers, Cloud Map registries,
-    deployment configuration (compared only when AWS reports it), C(propagateTags). Tags are synced with
+    deployment configuration (compared only when AWS reports it, and sent with every update), C(propagateTags).
+    Tags are synced with
     C(TagResource)/C(UntagResource).
   - A different launch type cannot be applied in place; the module fails and names the service to recreate.
   - M(community.aws.ecs_service) handles one service per run and does not compare network configuration,
@@ -374,6 +375,10 @@ def ensure_present(module: AnsibleAWSModule, client: Any, item: dict, service: d
             "ECS cannot change it in place. Delete the service (or rename it) to recreate it."
         )
     update = differences(item, service)
+    differed = sorted(update)
+    if update and item["deployment_configuration"] is not None:
+        # Sent with every update, so an endpoint that does not report it (moto) still gets it applied.
+        update["deploymentConfiguration"] = item["deployment_configuration"]
     changed_tags = sync_tags(module, client, service, item["tags"])
     after = service
     if update and not module.check_mode:
@@ -383,7 +388,7 @@ def ensure_present(module: AnsibleAWSModule, client: Any, item: dict, service: d
             module.fail_json_aws(e, msg=f"Failed to update {', '.join(sorted(update))} of service '{name}'")
     elif update:
         after = planned(item, service)
-    return outcome(name, after, bool(update) or changed_tags, sorted(update)), diff
+    return outcome(name, after, bool(update) or changed_tags, differed), diff
 
 
 def ensure_absent(module: AnsibleAWSModule, client: Any, item: dict, service: dict | None) -> tuple[dict, dict]:

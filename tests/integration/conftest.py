@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime
 import json
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -24,6 +25,7 @@ class Deployment:
     second: PlayResult  # the same again: must change nothing
     checked: PlayResult  # --check --diff on the deployed stack: must report nothing to change
     resized: PlayResult  # one variable changed: the worker's size
+    resized_services: tuple[dict, dict]  # service_environments before and after `resized`
 
 
 @dataclass
@@ -77,8 +79,9 @@ def deployed(stack_emulator: Emulator) -> Deployment:
     assert first.returncode == 0, first.output[-5000:]
     second = run_playbook("site.yml", stack_emulator.env())
     checked = run_playbook("site.yml", stack_emulator.env(), args=["--check", "--diff"])
+    before = service_environments(stack_emulator)
     resized = run_playbook("site.yml", stack_emulator.env(), extra_vars=RESIZED_WORKER)
-    return Deployment(stack_emulator, first, second, checked, resized)
+    return Deployment(stack_emulator, first, second, checked, resized, (before, service_environments(stack_emulator)))
 
 
 def import_self_signed_certificate(emulator: Emulator, domain: str = "airflow.example.com") -> str:
@@ -142,6 +145,17 @@ def featured(deployed: Deployment) -> Featured:
         service_environments(emulator),
         migrate["containerDefinitions"][0]["image"],
     )
+
+
+def changed_tasks(output: str) -> list[tuple[str, str]]:
+    """(task name, changed line) for every `changed:` line of a play's output."""
+    found, task = [], ""
+    for line in output.splitlines():
+        if line.startswith("TASK ["):
+            task = re.sub(r"\s*\*+$", "", line)[len("TASK [") : -1]
+        elif line.startswith("changed:"):
+            found.append((task, line))
+    return found
 
 
 def service_environments(emulator: Emulator) -> dict[str, tuple[str, dict]]:

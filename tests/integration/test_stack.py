@@ -10,6 +10,7 @@ import json
 import re
 
 import pytest
+from conftest import changed_tasks
 from cryptography.fernet import Fernet
 
 pytestmark = pytest.mark.xdist_group("deployed_stack")
@@ -358,8 +359,11 @@ def test_dags_are_in_the_versioned_dag_bucket(deployed):
 def test_changing_worker_size_changes_only_the_worker(deployed, containers):
     resized = deployed.resized
     assert resized.returncode == 0, resized.output[-4000:]
-    changed = [line for line in resized.output.splitlines() if line.startswith("changed:")]
-    assert changed, "the resize changed nothing"
-    assert all("airflow-worker" in line for line in changed), changed
+    assert {task for task, _ in changed_tasks(resized.output)} == {
+        "ecs_service : Register the task definitions (a new revision only when the content changes)",
+        "ecs_service : Create or update the services",
+    }, changed_tasks(resized.output)
+    before, after = deployed.resized_services
+    assert {name for name in after if after[name][0] != before[name][0]} == {"airflow-worker"}
     assert containers["worker"]["cpu"] == 2048 and containers["worker"]["memory"] == 4096
     assert containers["scheduler"]["cpu"] == 1024

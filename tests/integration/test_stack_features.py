@@ -11,24 +11,13 @@ import json
 import re
 
 import pytest
-from conftest import ALLOWED_CIDRS, UPGRADED_IMAGE
+from conftest import ALLOWED_CIDRS, UPGRADED_IMAGE, changed_tasks
 
 pytestmark = pytest.mark.xdist_group("deployed_stack")
 
 AIRFLOW_SERVICES = ["api-server", "scheduler", "dag-processor", "triggerer", "worker", "flower", "worker-demand"]
 WORKER = "service/airflow/airflow-worker"
 DEMAND = "airflow-worker-demand"  # policy and alarm: <stack>-<service>-demand
-
-
-def changed_tasks(output: str) -> list[tuple[str, str]]:
-    """(task name, changed line) for every `changed:` line of a play's output."""
-    found, task = [], ""
-    for line in output.splitlines():
-        if line.startswith("TASK ["):
-            task = re.sub(r"\s*\*+$", "", line)[len("TASK [") : -1]
-        elif line.startswith("changed:"):
-            found.append((task, line))
-    return found
 
 
 def test_plain_http_deploys_warn_in_the_summary(deployed):

@@ -112,6 +112,9 @@ def test_create_update_delete_story(clean_emulator: Emulator, ecs: Any) -> None:
     assert updated["changed"] is True, updated
     worker = described(ecs)
     assert worker["taskDefinition"].endswith(":2") and worker["desiredCount"] == 3
+    # Sent with every update: moto drops it on CreateService and reports what UpdateService set.
+    assert worker["deploymentConfiguration"]["deploymentCircuitBreaker"] == {"enable": True, "rollback": True}
+    assert updated["services"][0]["updated"] == ["desiredCount", "networkConfiguration", "taskDefinition"]
     assert worker["networkConfiguration"]["awsvpcConfiguration"]["securityGroups"] == [NET["sg-2"]]
     assert {t["key"]: t["value"] for t in worker["tags"]} == {"stack": "airflow", "team": "data"}
     assert run_module(MODULE, {"cluster": CLUSTER, "services": [moved]}, env=env)["changed"] is False
