@@ -379,6 +379,8 @@ def ensure_present(module: AnsibleAWSModule, client: Any, item: dict, service: d
     if update and item["deployment_configuration"] is not None:
         # Sent with every update, so an endpoint that does not report it (moto) still gets it applied.
         update["deploymentConfiguration"] = item["deployment_configuration"]
+    if "capacityProviderStrategy" in update:
+        update["forceNewDeployment"] = True  # ECS applies a new strategy only with a new deployment
     changed_tags = sync_tags(module, client, service, item["tags"])
     after = service
     if update and not module.check_mode:
