@@ -232,6 +232,7 @@ from typing import Any
 with contextlib.suppress(ImportError):  # AnsibleAWSModule reports a missing botocore
     pass
 
+from ansible.module_utils.batch_items import fail_on_repeats
 from ansible.module_utils.ec2_batch import apply_tags, call, delete, describe_in_vpc, tags_of
 from ansible_collections.amazon.aws.plugins.module_utils.modules import AnsibleAWSModule
 from ansible_collections.amazon.aws.plugins.module_utils.retries import AWSRetry
@@ -721,10 +722,7 @@ def ensure_absent(module: AnsibleAWSModule, client: Any) -> dict:
 
 def main() -> None:
     module = AnsibleAWSModule(argument_spec=argument_spec(), supports_check_mode=True)
-    names = [group["name"] for group in module.params["groups"]]
-    duplicates = sorted({name for name in names if names.count(name) > 1})
-    if duplicates:
-        module.fail_json(msg=f"Security group names must be unique in groups: {', '.join(duplicates)}")
+    fail_on_repeats(module, "groups", "security group", [group["name"] for group in module.params["groups"]])
     client = module.client("ec2", retry_decorator=AWSRetry.jittered_backoff())
     ensure = ensure_present if module.params["state"] == "present" else ensure_absent
     module.exit_json(**ensure(module, client))

@@ -217,6 +217,7 @@ from typing import Any
 with contextlib.suppress(ImportError):  # AnsibleAWSModule reports a missing botocore
     from botocore.exceptions import BotoCoreError, ClientError
 
+from ansible.module_utils.batch_items import fail_on_repeats
 from ansible.module_utils.ec2_batch import apply_tags, call, delete, describe_in_vpc, tags_of
 from ansible_collections.amazon.aws.plugins.module_utils.botocore import is_boto3_error_code
 from ansible_collections.amazon.aws.plugins.module_utils.modules import AnsibleAWSModule
@@ -650,10 +651,7 @@ def ensure_absent(module: AnsibleAWSModule, client: Any) -> dict:
 
 def main() -> None:
     module = AnsibleAWSModule(argument_spec=argument_spec(), supports_check_mode=True)
-    names = [spec["name"] for spec in module.params["route_tables"]]
-    duplicates = sorted({name for name in names if names.count(name) > 1})
-    if duplicates:
-        module.fail_json(msg=f"Route table names must be unique in route_tables: {', '.join(duplicates)}")
+    fail_on_repeats(module, "route_tables", "route table", [spec["name"] for spec in module.params["route_tables"]])
     if module.params["all_tagged"] is not None and module.params["state"] != "absent":
         module.fail_json(msg="all_tagged is only allowed with state=absent")
     client = module.client("ec2", retry_decorator=AWSRetry.jittered_backoff())

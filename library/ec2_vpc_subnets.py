@@ -163,6 +163,7 @@ from typing import Any
 with contextlib.suppress(ImportError):  # AnsibleAWSModule reports a missing botocore
     pass
 
+from ansible.module_utils.batch_items import fail_on_repeats
 from ansible.module_utils.ec2_batch import apply_tags, call, delete, describe_in_vpc, tags_of
 from ansible_collections.amazon.aws.plugins.module_utils.modules import AnsibleAWSModule
 from ansible_collections.amazon.aws.plugins.module_utils.retries import AWSRetry
@@ -411,10 +412,7 @@ def main() -> None:
             module.fail_json(msg="all_in_vpc=true deletes every subnet of the VPC: do not list subnets with it")
     for subnet in params["subnets"]:
         subnet["cidr"] = normalize_cidr(module, subnet["cidr"])
-    cidrs = [subnet["cidr"] for subnet in params["subnets"]]
-    duplicates = sorted({cidr for cidr in cidrs if cidrs.count(cidr) > 1})
-    if duplicates:
-        module.fail_json(msg=f"Subnet CIDR blocks must be unique in subnets: {', '.join(duplicates)}")
+    fail_on_repeats(module, "subnets", "CIDR block", [subnet["cidr"] for subnet in params["subnets"]])
     client = module.client("ec2", retry_decorator=AWSRetry.jittered_backoff())
     ensure = ensure_present if params["state"] == "present" else ensure_absent
     module.exit_json(**ensure(module, client))

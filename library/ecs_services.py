@@ -172,6 +172,7 @@ from typing import Any
 with contextlib.suppress(ImportError):  # a missing botocore is reported by AnsibleAWSModule
     from botocore.exceptions import BotoCoreError, ClientError, WaiterError
 
+from ansible.module_utils.batch_items import covers, fail_on_repeats
 from ansible_collections.amazon.aws.plugins.module_utils.botocore import is_boto3_error_code
 from ansible_collections.amazon.aws.plugins.module_utils.modules import AnsibleAWSModule
 from ansible_collections.amazon.aws.plugins.module_utils.retries import AWSRetry
@@ -236,12 +237,6 @@ def load_balancers(value: list | None) -> list[dict]:
 
 def registries(value: list | None) -> list[str]:
     return sorted(r.get("registryArn") for r in value or [])
-
-
-def covers(reported: Any, wanted: Any) -> bool:
-    if isinstance(wanted, dict):
-        return isinstance(reported, dict) and all(covers(reported.get(k), v) for k, v in wanted.items())
-    return reported == wanted
 
 
 def differences(item: dict, service: dict) -> dict[str, Any]:
@@ -423,10 +418,7 @@ def wait_inactive(module: AnsibleAWSModule, client: Any, names: list[str]) -> No
 
 def validate(module: AnsibleAWSModule) -> None:
     items = module.params["services"]
-    names = [item["name"] for item in items]
-    repeated = sorted({name for name in names if names.count(name) > 1})
-    if repeated:
-        module.fail_json(msg=f"services names the same service twice: {', '.join(repeated)}")
+    fail_on_repeats(module, "services", "service", [item["name"] for item in items])
     if module.params["state"] != "present":
         return
     for item in items:

@@ -149,6 +149,7 @@ from typing import Any
 with contextlib.suppress(ImportError):  # a missing botocore is reported by AnsibleAWSModule
     from botocore.exceptions import BotoCoreError, ClientError
 
+from ansible.module_utils.batch_items import covers, fail_on_repeats
 from ansible_collections.amazon.aws.plugins.module_utils.botocore import is_boto3_error_code
 from ansible_collections.amazon.aws.plugins.module_utils.modules import AnsibleAWSModule
 from ansible_collections.amazon.aws.plugins.module_utils.retries import AWSRetry
@@ -163,21 +164,6 @@ TASK_FIELDS = {
     "task_role_arn": "taskRoleArn",
     "runtime_platform": "runtimePlatform",
 }
-
-
-def covers(registered: Any, wanted: Any) -> bool:
-    """Whether `registered` has every field `wanted` gives, with the same value (lists element by element)."""
-    if isinstance(wanted, dict):
-        return isinstance(registered, dict) and all(covers(registered.get(k), v) for k, v in wanted.items())
-    if isinstance(wanted, list):
-        return (
-            isinstance(registered, list)
-            and len(registered) == len(wanted)
-            and all(covers(r, w) for r, w in zip(registered, wanted, strict=True))
-        )
-    if isinstance(wanted, (int, float)) and not isinstance(wanted, bool) and isinstance(registered, str):
-        return registered == str(wanted)
-    return registered == wanted
 
 
 def wanted_task_fields(item: dict) -> dict:
@@ -289,10 +275,7 @@ def ensure_absent(module: AnsibleAWSModule, client: Any, item: dict) -> tuple[di
 
 def validate(module: AnsibleAWSModule) -> None:
     items = module.params["task_definitions"]
-    families = [item["family"] for item in items]
-    repeated = sorted({family for family in families if families.count(family) > 1})
-    if repeated:
-        module.fail_json(msg=f"task_definitions names the same family twice: {', '.join(repeated)}")
+    fail_on_repeats(module, "task_definitions", "family", [item["family"] for item in items])
     if module.params["state"] != "present":
         return
     for item in items:

@@ -291,6 +291,7 @@ from typing import Any
 with contextlib.suppress(ImportError):  # a missing botocore is reported by AnsibleAWSModule
     from botocore.exceptions import BotoCoreError, ClientError
 
+from ansible.module_utils.batch_items import fail_on_repeats
 from ansible.module_utils.desired_tags import desired_tags as tags_after_run
 from ansible_collections.amazon.aws.plugins.module_utils.botocore import is_boto3_error_code
 from ansible_collections.amazon.aws.plugins.module_utils.modules import AnsibleAWSModule
@@ -866,11 +867,7 @@ def main() -> None:
     else:
         for item in items:  # every item before any change
             validate(SecretItem(module, item))
-        names = [item["name"] for item in items]
-        if len(set(names)) != len(names):
-            module.fail_json(
-                msg=f"secrets names the same secret twice: {sorted(n for n in set(names) if names.count(n) > 1)}"
-            )
+        fail_on_repeats(module, "secrets", "secret", [item["name"] for item in items])
     preset_no_log_values = set(module.no_log_values)
     client = module.client("secretsmanager", retry_decorator=AWSRetry.jittered_backoff())
     if items is None:

@@ -29,9 +29,10 @@ def namespace_id(clean_emulator: Emulator, vpc_id: str) -> str:
     return client.get_operation(OperationId=operation_id)["Operation"]["Targets"]["NAMESPACE"]
 
 
-def load_source(name: str, path: Path) -> ModuleType:
+def load_source(name: str, path: Path, monkeypatch: pytest.MonkeyPatch) -> ModuleType:
     spec = importlib.util.spec_from_file_location(name, path)
     module = importlib.util.module_from_spec(spec)
+    monkeypatch.setitem(sys.modules, name, module)  # imports and @dataclass look the module up there
     spec.loader.exec_module(module)
     return module
 
@@ -39,7 +40,6 @@ def load_source(name: str, path: Path) -> ModuleType:
 @pytest.fixture
 def load_library_module(monkeypatch: pytest.MonkeyPatch) -> Callable[[str], ModuleType]:
     """Import a library/ module in this process, with the project's module_utils where Ansible puts them."""
-    for util in ("desired_tags", "servicediscovery", "ec2_batch"):  # in dependency order
-        name = f"ansible.module_utils.{util}"
-        monkeypatch.setitem(sys.modules, name, load_source(name, ROOT / "module_utils" / f"{util}.py"))
-    return lambda name: load_source(f"library_{name}", ROOT / "library" / f"{name}.py")
+    for util in ("desired_tags", "servicediscovery", "ec2_batch", "batch_items"):  # in dependency order
+        load_source(f"ansible.module_utils.{util}", ROOT / "module_utils" / f"{util}.py", monkeypatch)
+    return lambda name: load_source(f"library_{name}", ROOT / "library" / f"{name}.py", monkeypatch)

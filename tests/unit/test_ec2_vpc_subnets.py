@@ -200,7 +200,7 @@ def test_az_mismatch_and_bad_input_are_refused_before_any_change(clean_emulator:
     for subnets, message in (
         ([{"cidr": "10.20.0.1/24", "az": AZ_A}], "has host bits set; did you mean 10.20.0.0/24?"),
         ([{"cidr": "nope", "az": AZ_A}], "'nope' is not a CIDR block"),
-        ([{"cidr": PRIVATE_A, "az": AZ_A}, {"cidr": PRIVATE_A, "az": AZ_B}], "must be unique"),
+        ([{"cidr": PRIVATE_A, "az": AZ_A}, {"cidr": PRIVATE_A, "az": AZ_B}], "names the same CIDR block twice"),
     ):
         bad = run_module(MODULE, {"vpc_id": vpc_id, "subnets": subnets}, env=env)
         assert bad.get("failed") is True and message in bad["msg"], bad
