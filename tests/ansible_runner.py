@@ -15,6 +15,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
+# Inventory and connection for a run on this machine with this interpreter (it has boto3), outside the inventories.
+LOCALHOST_ARGS = ["-i", "localhost,", "-c", "local", "-e", f"ansible_python_interpreter={sys.executable}"]
 RECAP = re.compile(
     r"^(?P<host>\S+)\s*:\s*ok=(?P<ok>\d+)\s+changed=(?P<changed>\d+)\s+unreachable=(?P<unreachable>\d+)"
     r"\s+failed=(?P<failed>\d+)",
@@ -95,18 +97,7 @@ def run_module_with_output(
     diff: bool = False,
 ) -> tuple[dict, str]:
     """Like run_module, but also return everything ansible printed (stdout + stderr)."""
-    cmd = [
-        str(BIN / "ansible"),
-        "localhost",
-        "-i",
-        "localhost,",
-        "-c",
-        "local",
-        "-e",
-        f"ansible_python_interpreter={sys.executable}",
-        "-m",
-        module,
-    ]
+    cmd = [str(BIN / "ansible"), "localhost", *LOCALHOST_ARGS, "-m", module]
     if module_args:
         cmd += ["-a", json.dumps(module_args)]
     if check:

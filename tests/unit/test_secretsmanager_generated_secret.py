@@ -5,14 +5,13 @@ from __future__ import annotations
 import base64
 import json
 import string
-import sys
 from collections.abc import Callable
 from pathlib import Path
 from types import ModuleType
 from typing import Any
 
 import pytest
-from ansible_runner import run_module_with_output, run_playbook
+from ansible_runner import LOCALHOST_ARGS, run_module_with_output, run_playbook
 from cryptography.fernet import Fernet
 from emulator import Emulator
 
@@ -225,7 +224,7 @@ def test_return_value_is_usable_under_task_no_log(clean_emulator: Emulator, tmp_
     play = run_playbook(
         str(playbook),
         env=clean_emulator.env(),
-        args=["-i", "localhost,", "-c", "local", "-e", f"ansible_python_interpreter={sys.executable}"],
+        args=LOCALHOST_ARGS,
     )
     assert play.returncode == 0, play.output[-3000:]
     password = stored_json(clean_emulator)["password"]

@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import pytest
-from ansible_runner import run_playbook
+from ansible_runner import LOCALHOST_ARGS, run_playbook
 
-LOCALHOST = ["-i", "localhost,", "-c", "local", "-e", f"ansible_python_interpreter={sys.executable}"]
 MITOGEN_MARK = "(mitogen:"  # Mitogen names its interpreters "python(mitogen:user@host:pid)"
 PLAYBOOK = """\
 - name: Show which process runs the modules
@@ -39,13 +37,13 @@ def module_parent(output: str) -> str:
 
 
 def test_modules_run_in_a_mitogen_interpreter(playbook: str) -> None:
-    result = run_playbook(playbook, {}, args=LOCALHOST)
+    result = run_playbook(playbook, {}, args=LOCALHOST_ARGS)
     assert result.returncode == 0, result.output
     assert MITOGEN_MARK in module_parent(result.output)
 
 
 def test_plain_linear_on_request(playbook: str) -> None:
-    result = run_playbook(playbook, {"ANSIBLE_STRATEGY": "linear"}, args=LOCALHOST)
+    result = run_playbook(playbook, {"ANSIBLE_STRATEGY": "linear"}, args=LOCALHOST_ARGS)
     assert result.returncode == 0, result.output
     assert MITOGEN_MARK not in module_parent(result.output)
 
@@ -54,6 +52,6 @@ def test_plain_linear_when_mitogen_is_not_installed(playbook: str, tmp_path: Pat
     blocker = tmp_path / "no_mitogen"
     blocker.mkdir()
     (blocker / "ansible_mitogen.py").write_text('raise ImportError("blocked")\n')
-    result = run_playbook(playbook, {"PYTHONPATH": str(blocker)}, args=LOCALHOST)
+    result = run_playbook(playbook, {"PYTHONPATH": str(blocker)}, args=LOCALHOST_ARGS)
     assert result.returncode == 0, result.output
     assert MITOGEN_MARK not in module_parent(result.output)
