@@ -23,7 +23,8 @@ GROUP_MINUTES = {
     "molecule-network": 4,
     "molecule-service_discovery": 3,
     "test_lifecycle": 3,
-    "test_bad_input": 3,
+    "test_bad_input": 8,
+    "live_changes": 5,
 }
 
 

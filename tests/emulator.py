@@ -13,6 +13,7 @@ from pathlib import Path
 
 import boto3
 
+ROOT = Path(__file__).resolve().parent.parent
 REGION = "us-east-1"
 CREDENTIALS = {"aws_access_key_id": "testing", "aws_secret_access_key": "testing"}
 
@@ -69,11 +70,11 @@ class Emulator:
 
 def start_emulator(log_path: Path, port: int | None = None) -> Emulator:
     port = port or free_port()
-    moto_server = Path(sys.executable).with_name("moto_server")
     env = {**os.environ, "MOTO_IAM_LOAD_MANAGED_POLICIES": "true"}
     log = open(log_path, "ab")  # noqa: SIM115 - handed to the child process
     process = subprocess.Popen(
-        [str(moto_server), "-H", "127.0.0.1", "-p", str(port)],
+        [sys.executable, "-m", "embedded_aws", "-H", "127.0.0.1", "-p", str(port)],
+        cwd=ROOT,
         stdout=log,
         stderr=subprocess.STDOUT,
         env=env,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 from emulator import Emulator
 
@@ -125,3 +126,63 @@ CHECKS: list[Callable[[Emulator], list[str]]] = [
 def leftover_resources(emulator: Emulator) -> list[str]:
     """Every resource in the emulator that a fresh account does not have."""
     return [item for check in CHECKS for item in check(emulator)]
+
+
+def _without(data: Any, keys: frozenset[str]) -> Any:
+    """`data` without the keys that change by themselves (timestamps, request ids)."""
+    if isinstance(data, dict):
+        return {k: _without(v, keys) for k, v in data.items() if k not in keys}
+    if isinstance(data, list):
+        return [_without(v, keys) for v in data]
+    return data
+
+
+VOLATILE = frozenset(
+    {"ResponseMetadata", "LastModifiedDate", "LastAccessedDate", "LastChangedDate", "RoleLastUsed", "updatedAt",
+     "events", "runningCount", "pendingCount", "deployments", "LastUpdateTime", "StateUpdatedTimestamp",
+     "LatestRestorableTime"}
+)  # fmt: skip
+
+
+def stack_snapshot(emulator: Emulator) -> dict[str, Any]:
+    """The stack's resources with their settings, for 'nothing was created, changed or deleted' checks."""
+    ec2, rds, ecs = emulator.client("ec2"), emulator.client("rds"), emulator.client("ecs")
+    iam, s3, sd = emulator.client("iam"), emulator.client("s3"), emulator.client("servicediscovery")
+    snapshot: dict[str, Any] = {
+        "resources": sorted(leftover_resources(emulator)),
+        "vpcs": ec2.describe_vpcs()["Vpcs"],
+        "subnets": sorted(ec2.describe_subnets()["Subnets"], key=lambda s: s["SubnetId"]),
+        "security_groups": sorted(ec2.describe_security_groups()["SecurityGroups"], key=lambda g: g["GroupId"]),
+        "db_instances": rds.describe_db_instances()["DBInstances"],
+        "secrets": sorted(
+            (s["Name"], sorted(s.get("SecretVersionsToStages", {})))
+            for s in emulator.client("secretsmanager").list_secrets()["SecretList"]
+        ),
+        "namespaces": sd.list_namespaces()["Namespaces"],
+        "cloud_map_services": sd.list_services()["Services"],
+        "log_groups": emulator.client("logs").describe_log_groups()["logGroups"],
+        "load_balancers": emulator.client("elbv2").describe_load_balancers()["LoadBalancers"],
+        "task_definitions": ecs.list_task_definitions()["taskDefinitionArns"],
+    }
+    roles = []
+    for role in iam.list_roles()["Roles"]:
+        name = role["RoleName"]
+        policies = {p: iam.get_role_policy(RoleName=name, PolicyName=p)["PolicyDocument"]
+                    for p in iam.list_role_policies(RoleName=name)["PolicyNames"]}  # fmt: skip
+        roles.append((name, iam.list_role_tags(RoleName=name)["Tags"], policies))
+    snapshot["iam_roles"] = roles
+    buckets = []
+    for bucket in s3.list_buckets()["Buckets"]:
+        versions = s3.list_object_versions(Bucket=bucket["Name"])
+        keys = sorted(
+            (v["Key"], v["VersionId"]) for v in versions.get("Versions", []) + versions.get("DeleteMarkers", [])
+        )
+        buckets.append((bucket["Name"], keys))
+    snapshot["buckets"] = buckets
+    services = []
+    for arn in ecs.list_clusters()["clusterArns"]:
+        names = ecs.list_services(cluster=arn)["serviceArns"]
+        for start in range(0, len(names), 10):
+            services += ecs.describe_services(cluster=arn, services=names[start : start + 10])["services"]
+    snapshot["ecs_services"] = sorted(services, key=lambda s: s["serviceArn"])
+    return _without(snapshot, VOLATILE)

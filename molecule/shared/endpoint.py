@@ -138,11 +138,11 @@ def start_moto(state_file: Path) -> dict[str, Any]:
     stop(state_file)  # whatever an earlier run recorded but no longer answers
     port = free_port()
     log = state_file.parent / "moto.log"
-    moto_server = Path(sys.executable).with_name("moto_server")
     with log.open("ab") as out:
         # Own session: the server outlives this script and ansible-playbook; cleanup.yml stops it by pid.
         process = subprocess.Popen(
-            [str(moto_server), "-H", "127.0.0.1", "-p", str(port)],
+            [sys.executable, "-m", "embedded_aws", "-H", "127.0.0.1", "-p", str(port)],
+            cwd=Path(__file__).resolve().parents[2],
             stdin=subprocess.DEVNULL,
             stdout=out,
             stderr=subprocess.STDOUT,
@@ -154,12 +154,12 @@ def start_moto(state_file: Path) -> dict[str, Any]:
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         if process.poll() is not None:
-            sys.exit(f"moto_server exited with {process.returncode}; see {log}")
+            sys.exit(f"the embedded emulator exited with {process.returncode}; see {log}")
         if answers(state["url"] + "/moto-api/"):
             return {**state, "changed": True}
         time.sleep(0.1)
     stop(state_file)
-    sys.exit(f"moto_server did not answer on {state['url']} within 60 s; see {log}")
+    sys.exit(f"the embedded emulator did not answer on {state['url']} within 60 s; see {log}")
 
 
 def localstack_script() -> Path:
@@ -259,11 +259,11 @@ def stop(state_file: Path) -> dict[str, Any]:
             )
             stopped = True
         shutil.rmtree(home, ignore_errors=True)  # the venv link goes, the shared venv stays
-    elif kind == "moto" and pid_alive(state.get("pid"), "moto_server"):
+    elif kind == "moto" and pid_alive(state.get("pid"), "embedded_aws"):
         pid = state["pid"]
         os.kill(pid, signal.SIGTERM)
         for _ in range(100):
-            if not pid_alive(pid, "moto_server"):
+            if not pid_alive(pid, "embedded_aws"):
                 break
             time.sleep(0.1)
         else:
@@ -279,7 +279,7 @@ def status(state_file: Path) -> dict[str, Any]:
     state = read_state(state_file)
     kind = state.get("kind")
     if kind == "moto":
-        up = pid_alive(state.get("pid"), "moto_server") and answers(state["url"] + "/moto-api/")
+        up = pid_alive(state.get("pid"), "embedded_aws") and answers(state["url"] + "/moto-api/")
     elif kind == "localstack":
         up = pid_alive(state.get("pid"), "localstack.runtime.main") and answers(state["url"] + "/_localstack/health")
     elif kind == "external":

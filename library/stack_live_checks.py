@@ -1,0 +1,503 @@
+#!/usr/bin/python
+"""Read-only checks of a stack's inputs against the account and the live stack, before any change."""
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+module: stack_live_checks
+short_description: Refuse inputs the account does not offer and changes a live stack cannot take
+description:
+  - Makes only read calls. Fails with one line per variable when a value names something the account
+    or region does not have (RDS instance class or engine version, ACM certificate, KMS key, ELB
+    security policy), when a bucket name belongs to someone else, or when a change to a deployed stack
+    is one AWS can only make by replacing a resource (VPC or subnet ranges, fewer AZs, engine downgrade
+    or major upgrade, smaller storage, database name, Cloud Map namespace, Amazon MQ deployment mode,
+    a renamed bucket) or would reach into the same stack name in another region (IAM names are global).
+  - With I(mode=teardown) it checks only what a teardown could harm and returns which IAM roles and
+    buckets the teardown may delete.
+  - Supports check mode (it never changes anything).
+options:
+  stack_name: {description: The stack name., type: str, required: true}
+  mode: {description: What the run is about to do., type: str, choices: [deploy, teardown], default: deploy}
+  iam_roles: {description: Names of the stack's IAM roles (global names)., type: list, elements: str, default: []}
+  network:
+    description: vpc_name, vpc_cidr, az_count, public_cidrs, private_cidrs (deploy only).
+    type: dict
+  database:
+    description: identifier, engine_version, instance_class, allocated_storage, name (deploy only).
+    type: dict
+  namespace: {description: The Cloud Map namespace name (deploy only)., type: str}
+  buckets:
+    description: Variable name -> bucket name, for the stack's buckets.
+    type: dict
+    default: {}
+  deletable_buckets:
+    description: With I(mode=teardown), variable name -> allowed key prefixes of the buckets the teardown deletes.
+    type: dict
+    default: {}
+  bucket_policy:
+    description: role, policy and variable -> statement Sid of the task role policy that names the deployed buckets.
+    type: dict
+  certificate_arn: {description: ACM certificate of the HTTPS listener; empty for none., type: str, default: ""}
+  ssl_policy: {description: ELB security policy of the HTTPS listener., type: str, default: ""}
+  kms_key_id: {description: KMS key of the secrets; empty for the default key., type: str, default: ""}
+  amazonmq:
+    description: name, deployment_mode, engine_version of the Amazon MQ broker when it is the broker.
+    type: dict
+extends_documentation_fragment: [amazon.aws.common.modules, amazon.aws.region.modules, amazon.aws.boto3]
+"""
+
+EXAMPLES = r"""
+- name: Refuse changes the live stack cannot take
+  stack_live_checks:
+    stack_name: airflow
+    iam_roles: [airflow-ecs-execution]
+    network: {vpc_name: airflow-vpc, vpc_cidr: 10.40.0.0/16, az_count: 2, public_cidrs: [], private_cidrs: []}
+"""
+
+RETURN = r"""
+problems:
+  description: One line per refused variable (the module fails when there are any).
+  type: list
+  returned: always
+iam_roles_elsewhere:
+  description: IAM roles of the same stack name that belong to another region's stack.
+  type: list
+  returned: always
+deletable_buckets:
+  description: With mode=teardown, the buckets the teardown may empty and delete.
+  type: list
+  returned: always
+"""
+
+import contextlib
+import re
+from typing import Any
+
+with contextlib.suppress(ImportError):  # AnsibleAWSModule reports a missing botocore
+    from botocore.exceptions import BotoCoreError, ClientError
+
+from ansible_collections.amazon.aws.plugins.module_utils.modules import AnsibleAWSModule
+from ansible_collections.amazon.aws.plugins.module_utils.retries import AWSRetry
+
+STACK_TAG = "airflow-ecs:stack"
+REGION_TAG = "airflow-ecs:region"
+ARN_REGION = re.compile(r"arn:aws[a-z-]*:[a-z0-9-]+:([a-z]{2}(?:-gov|-iso[a-z]?)?-[a-z]+-[0-9]+):")
+
+
+def error_code(err: Exception) -> str:
+    return err.response.get("Error", {}).get("Code", "") if isinstance(err, ClientError) else ""
+
+
+def version_tuple(version: str) -> tuple[int, ...]:
+    return tuple(int(part) for part in str(version).split(".") if part.isdigit())
+
+
+class Checks:
+    def __init__(self, module: AnsibleAWSModule) -> None:
+        self.module = module
+        self.params = module.params
+        self.region = module.region
+        self.stack = self.params["stack_name"]
+        self.problems: list[str] = []
+        self.iam_roles_elsewhere: list[str] = []
+        self.deletable_buckets: list[str] = []
+        self._clients: dict[str, Any] = {}
+
+    def client(self, service: str) -> Any:
+        if service not in self._clients:
+            self._clients[service] = self.module.client(service, retry_decorator=AWSRetry.jittered_backoff())
+        return self._clients[service]
+
+    def refuse(self, variable: str, text: str) -> None:
+        self.problems.append(f"{variable}: {text}")
+
+    # --- IAM: names are global, so a stack name lives in one region
+
+    def iam(self) -> None:
+        iam = self.client("iam")
+        for name in self.params["iam_roles"]:
+            try:
+                role = iam.get_role(RoleName=name, aws_retry=True)["Role"]
+            except ClientError as err:
+                if error_code(err) == "NoSuchEntity":
+                    continue
+                raise
+            tags = {t["Key"]: t["Value"] for t in iam.list_role_tags(RoleName=name, aws_retry=True)["Tags"]}
+            if tags.get(STACK_TAG) != self.stack:
+                self.refuse(
+                    "stack_name",
+                    f"the IAM role {name} exists and does not belong to stack {self.stack!r} (tag {STACK_TAG} is "
+                    f"{tags.get(STACK_TAG)!r}); IAM names are global per account: choose another stack_name",
+                )
+                continue
+            home = tags.get(REGION_TAG) or self.role_region(name)
+            if home and home != self.region:
+                self.iam_roles_elsewhere.append(name)
+                if self.params["mode"] == "deploy":
+                    self.refuse(
+                        "aws_region",
+                        f"stack {self.stack!r} already runs in {home} (its IAM role {role['RoleName']} says so, and "
+                        f"IAM "
+                        f"names are global); a stack name lives in one region: deploy to {home}, or give the stack in "
+                        f"{self.region} another stack_name",
+                    )
+                    return
+
+    def role_region(self, name: str) -> str | None:
+        """The region a role's inline policies name (roles made before they carried the region tag)."""
+        iam = self.client("iam")
+        for policy in iam.list_role_policies(RoleName=name, aws_retry=True)["PolicyNames"]:
+            document = iam.get_role_policy(RoleName=name, PolicyName=policy, aws_retry=True)["PolicyDocument"]
+            found = ARN_REGION.search(str(document))
+            if found:
+                return found.group(1)
+        return None
+
+    # --- network: a VPC's and a subnet's range never change; the stack does not remove AZs
+
+    def network(self, wanted: dict) -> None:
+        ec2 = self.client("ec2")
+        vpcs = ec2.describe_vpcs(
+            Filters=[
+                {"Name": "tag:Name", "Values": [wanted["vpc_name"]]},
+                {"Name": f"tag:{STACK_TAG}", "Values": [self.stack]},
+            ],
+            aws_retry=True,
+        )["Vpcs"]
+        if not vpcs:
+            return
+        vpc = vpcs[0]
+        if vpc["CidrBlock"] != wanted["vpc_cidr"]:
+            self.refuse(
+                "network_vpc_cidr",
+                f"got {wanted['vpc_cidr']!r}, but the stack's VPC {vpc['VpcId']} has {vpc['CidrBlock']}; a VPC's range "
+                "cannot change (a new VPC would strand the database and the services): keep "
+                f"{vpc['CidrBlock']}, or deploy a new stack under another stack_name and move the data",
+            )
+            return
+        zones = ec2.describe_availability_zones(
+            Filters=[
+                {"Name": "state", "Values": ["available"]},
+                {"Name": "zone-type", "Values": ["availability-zone"]},
+            ],
+            aws_retry=True,
+        )["AvailabilityZones"]
+        azs = sorted(z["ZoneName"] for z in zones)[: int(wanted["az_count"])]
+        desired = {}
+        for tier in ("public", "private"):
+            desired.update({(tier, az): cidr for az, cidr in zip(azs, wanted[f"{tier}_cidrs"], strict=False)})
+        subnets = ec2.describe_subnets(Filters=[{"Name": "vpc-id", "Values": [vpc["VpcId"]]}], aws_retry=True)[
+            "Subnets"
+        ]
+        for subnet in sorted(subnets, key=lambda s: (s["AvailabilityZone"], s["CidrBlock"])):
+            tier = {t["Key"]: t["Value"] for t in subnet.get("Tags", [])}.get("airflow-ecs:tier")
+            if tier not in ("public", "private"):
+                continue
+            key = (tier, subnet["AvailabilityZone"])
+            if key not in desired:
+                self.refuse(
+                    "network_az_count",
+                    f"got {wanted['az_count']}, but the stack runs in {subnet['AvailabilityZone']} too ({tier} subnet "
+                    f"{subnet['SubnetId']}); the stack does not remove AZs (the database, NAT gateway and tasks there "
+                    "would be cut off): keep network_az_count at least at the AZs in use",
+                )
+                return
+            if desired[key] != subnet["CidrBlock"]:
+                self.refuse(
+                    f"network_{tier}_subnet_cidrs",
+                    f"the {tier} subnet {subnet['SubnetId']} in {key[1]} has {subnet['CidrBlock']} and would get "
+                    f"{desired[key]}; a subnet's range cannot change while tasks and the database use it: keep it",
+                )
+                return
+
+    # --- database: the region's offer, and what RDS cannot change in place
+
+    def database(self, wanted: dict) -> None:
+        rds = self.client("rds")
+        version, instance_class = str(wanted["engine_version"]), wanted["instance_class"]
+        paginator = rds.get_paginator("describe_orderable_db_instance_options")
+        offered = {
+            option["EngineVersion"]
+            for page in paginator.paginate(
+                Engine="postgres", DBInstanceClass=instance_class, PaginationConfig={"PageSize": 1000}
+            )
+            for option in page["OrderableDBInstanceOptions"]
+            if option["DBInstanceClass"] == instance_class
+        }
+        if not offered:
+            self.refuse(
+                "database_instance_class",
+                f"got {instance_class!r}, which RDS for PostgreSQL does not offer in {self.region}",
+            )
+        elif not any(v == version or v.startswith(version + ".") for v in offered):
+            majors = sorted(offered, key=version_tuple)
+            self.refuse(
+                "database_engine_version",
+                f"got {version!r}, which RDS does not offer for {instance_class} in {self.region}; offered: "
+                f"{', '.join(majors[-8:])}",
+            )
+        try:
+            instance = rds.describe_db_instances(DBInstanceIdentifier=wanted["identifier"], aws_retry=True)[
+                "DBInstances"
+            ][0]
+        except ClientError as err:
+            if error_code(err) == "DBInstanceNotFound":
+                return
+            raise
+        current = instance["EngineVersion"]
+        have, want = version_tuple(current), version_tuple(version)
+        if want[0] < have[0] or (len(want) > 1 and want[0] == have[0] and want < have):
+            self.refuse(
+                "database_engine_version",
+                f"got {version!r}, but the database runs {current}; RDS cannot downgrade an engine: set {current!r} "
+                f"(or the major {str(have[0])!r})",
+            )
+        elif want[0] > have[0]:
+            self.refuse(
+                "database_engine_version",
+                f"got {version!r}, but the database runs {current}; a major upgrade is not done by a deploy "
+                f"(it needs a "
+                "snapshot, a new parameter group and downtime): upgrade it with RDS first, then set the new version",
+            )
+        if int(wanted["allocated_storage"]) < instance["AllocatedStorage"]:
+            self.refuse(
+                "database_allocated_storage",
+                f"got {wanted['allocated_storage']}, but the database has {instance['AllocatedStorage']} "
+                f"GiB; RDS cannot "
+                f"shrink storage: set at least {instance['AllocatedStorage']}",
+            )
+        if instance.get("DBName") and instance["DBName"] != wanted["name"]:
+            self.refuse(
+                "database_name",
+                f"got {wanted['name']!r}, but the database was created as {instance['DBName']!r} and RDS sets the name "
+                "only at creation: keep it",
+            )
+
+    # --- Cloud Map: the namespace name is fixed
+
+    def namespace(self, wanted: str) -> None:
+        sd = self.client("servicediscovery")
+        for page in sd.get_paginator("list_namespaces").paginate():
+            for namespace in page["Namespaces"]:
+                if namespace["Name"] == wanted:
+                    return
+                tags = sd.list_tags_for_resource(ResourceARN=namespace["Arn"], aws_retry=True)["Tags"]
+                if {"Key": STACK_TAG, "Value": self.stack} in tags:
+                    self.refuse(
+                        "service_discovery_namespace",
+                        f"got {wanted!r}, but the stack's services are registered in {namespace['Name']!r}; a "
+                        f"namespace "
+                        f"cannot be renamed and every service, the broker URL and the secrets name it: keep it",
+                    )
+                    return
+
+    # --- buckets: globally named, hold the data
+
+    def bucket_tags(self, name: str) -> dict[str, str] | None:
+        """The bucket's tags; None when it does not exist; raises PermissionError when another account owns it."""
+        s3 = self.client("s3")
+        try:
+            s3.head_bucket(Bucket=name, aws_retry=True)
+        except ClientError as err:
+            if error_code(err) in ("404", "NoSuchBucket", "NotFound"):
+                return None
+            if error_code(err) in ("403", "AccessDenied"):
+                raise PermissionError(name) from err
+            raise
+        try:
+            return {t["Key"]: t["Value"] for t in s3.get_bucket_tagging(Bucket=name, aws_retry=True)["TagSet"]}
+        except ClientError as err:
+            if error_code(err) == "NoSuchTagSet":
+                return {}
+            raise
+
+    def deployed_buckets(self) -> dict[str, str]:
+        """Variable -> bucket name, as the stack's task role policy names them (empty before the first deploy)."""
+        where = self.params["bucket_policy"] or {}
+        if not where:
+            return {}
+        try:
+            document = self.client("iam").get_role_policy(
+                RoleName=where["role"], PolicyName=where["policy"], aws_retry=True
+            )["PolicyDocument"]
+        except ClientError as err:
+            if error_code(err) == "NoSuchEntity":
+                return {}
+            raise
+        found = {}
+        for statement in document.get("Statement", []):
+            variable = where["sids"].get(statement.get("Sid"))
+            resources = statement.get("Resource", [])
+            resources = [resources] if isinstance(resources, str) else resources
+            if variable and resources:
+                found[variable] = resources[0].removeprefix("arn:aws:s3:::").split("/")[0]
+        return found
+
+    def buckets(self) -> None:
+        deployed = self.deployed_buckets() if self.params["mode"] == "deploy" else {}
+        for variable, name in self.params["buckets"].items():
+            if deployed.get(variable) not in (None, name):
+                self.refuse(
+                    variable,
+                    f"got {name!r}, but the stack's bucket is {deployed[variable]!r}; renaming would leave it (and its "
+                    f"objects) outside the stack: keep {deployed[variable]!r}, or copy the objects and set it "
+                    f"on a new stack",
+                )
+                continue
+            try:
+                tags = self.bucket_tags(name)
+            except PermissionError:
+                self.refuse(
+                    variable,
+                    f"the bucket {name!r} belongs to another AWS account (bucket names are global): choose "
+                    f"another name",
+                )
+                continue
+            if tags is None:
+                continue
+            if tags.get(STACK_TAG) != self.stack:
+                if self.params["mode"] == "deploy":
+                    self.refuse(
+                        variable,
+                        f"the bucket {name!r} exists and does not belong to stack {self.stack!r} (tag {STACK_TAG} is "
+                        f"{tags.get(STACK_TAG)!r}); the stack never adopts a bucket it did not create: choose "
+                        f"another name",
+                    )
+                continue
+            prefixes = self.params["deletable_buckets"].get(variable)
+            if self.params["mode"] == "teardown" and prefixes is not None:
+                foreign = self.foreign_keys(name, prefixes)
+                if foreign:
+                    self.refuse(
+                        variable,
+                        f"the bucket {name!r} holds objects the stack did not write (such as {foreign[0]!r}); the "
+                        f"teardown "
+                        "would delete them: move them elsewhere first, nothing was removed",
+                    )
+                else:
+                    self.deletable_buckets.append(name)
+
+    def foreign_keys(self, name: str, prefixes: list[str]) -> list[str]:
+        paginator = self.client("s3").get_paginator("list_object_versions")
+        foreign = []
+        for page in paginator.paginate(Bucket=name):
+            for entry in page.get("Versions", []) + page.get("DeleteMarkers", []):
+                if not entry["Key"].startswith(tuple(prefixes)):
+                    foreign.append(entry["Key"])
+            if len(foreign) >= 3:
+                break
+        return foreign
+
+    # --- things the region must have
+
+    def certificate(self, arn: str, ssl_policy: str) -> None:
+        try:
+            certificate = self.client("acm").describe_certificate(CertificateArn=arn, aws_retry=True)["Certificate"]
+        except ClientError as err:
+            if error_code(err) in ("ResourceNotFoundException", "ValidationException", "InvalidArnException"):
+                self.refuse("load_balancer_certificate_arn", f"no ACM certificate {arn} exists in {self.region}")
+                return
+            raise
+        if certificate.get("Status") != "ISSUED":
+            self.refuse(
+                "load_balancer_certificate_arn",
+                f"the certificate {arn} is {certificate.get('Status')}, not ISSUED: an HTTPS listener needs "
+                f"an issued one",
+            )
+        try:
+            policies = self.client("elbv2").describe_ssl_policies(Names=[ssl_policy], aws_retry=True)["SslPolicies"]
+        except ClientError as err:
+            if error_code(err) != "SSLPolicyNotFound":
+                raise
+            policies = []
+        if not policies:
+            self.refuse("load_balancer_ssl_policy", f"got {ssl_policy!r}, which Elastic Load Balancing does not offer")
+
+    def kms_key(self, key_id: str) -> None:
+        try:
+            key = self.client("kms").describe_key(KeyId=key_id, aws_retry=True)["KeyMetadata"]
+        except ClientError as err:
+            if error_code(err) in ("NotFoundException", "InvalidArnException"):
+                self.refuse("secrets_kms_key_id", f"no KMS key {key_id!r} exists in {self.region}")
+                return
+            raise
+        if key.get("KeyState") != "Enabled":
+            self.refuse("secrets_kms_key_id", f"the KMS key {key_id!r} is {key.get('KeyState')}, not Enabled")
+
+    def amazonmq(self, wanted: dict) -> None:
+        mq = self.client("mq")
+        summaries = [b for page in mq.get_paginator("list_brokers").paginate() for b in page["BrokerSummaries"]]
+        match = [b for b in summaries if b.get("BrokerName") == wanted["name"]]
+        if not match:
+            return
+        broker = mq.describe_broker(BrokerId=match[0]["BrokerId"], aws_retry=True)
+        if broker["DeploymentMode"] != wanted["deployment_mode"]:
+            self.refuse(
+                "messaging_amazonmq_deployment_mode",
+                f"got {wanted['deployment_mode']!r}, but the broker runs as {broker['DeploymentMode']}; Amazon MQ sets "
+                "the deployment mode at creation: keep it",
+            )
+        if version_tuple(wanted["engine_version"]) < version_tuple(broker["EngineVersion"]):
+            self.refuse(
+                "messaging_amazonmq_engine_version",
+                f"got {wanted['engine_version']!r}, but the broker runs {broker['EngineVersion']}; Amazon MQ cannot "
+                f"downgrade: set {broker['EngineVersion']!r}",
+            )
+
+    def run(self) -> None:
+        params = self.params
+        self.iam()
+        if params["mode"] == "deploy":
+            if params["network"]:
+                self.network(params["network"])
+            if params["database"]:
+                self.database(params["database"])
+            if params["namespace"]:
+                self.namespace(params["namespace"])
+            if params["certificate_arn"]:
+                self.certificate(params["certificate_arn"], params["ssl_policy"])
+            if params["kms_key_id"]:
+                self.kms_key(params["kms_key_id"])
+            if params["amazonmq"]:
+                self.amazonmq(params["amazonmq"])
+        self.buckets()
+
+
+def main() -> None:
+    module = AnsibleAWSModule(
+        argument_spec={
+            "stack_name": {"type": "str", "required": True},
+            "mode": {"type": "str", "choices": ["deploy", "teardown"], "default": "deploy"},
+            "iam_roles": {"type": "list", "elements": "str", "default": []},
+            "network": {"type": "dict"},
+            "database": {"type": "dict"},
+            "namespace": {"type": "str"},
+            "buckets": {"type": "dict", "default": {}},
+            "deletable_buckets": {"type": "dict", "default": {}},
+            "bucket_policy": {"type": "dict"},
+            "certificate_arn": {"type": "str", "default": ""},
+            "ssl_policy": {"type": "str", "default": ""},
+            "kms_key_id": {"type": "str", "default": ""},
+            "amazonmq": {"type": "dict"},
+        },
+        supports_check_mode=True,
+    )
+    checks = Checks(module)
+    try:
+        checks.run()
+    except (BotoCoreError, ClientError) as err:
+        module.fail_json_aws(err, msg="Could not read the stack's current state")
+    result = {
+        "changed": False,
+        "problems": checks.problems,
+        "iam_roles_elsewhere": checks.iam_roles_elsewhere,
+        "deletable_buckets": checks.deletable_buckets,
+    }
+    if checks.problems:
+        module.fail_json(msg="\n".join(["Refused before any change:", *checks.problems]))
+    module.exit_json(**result)
+
+
+if __name__ == "__main__":
+    main()
