@@ -6,10 +6,11 @@ account must hold nothing afterwards. Changes refused on a deployed stack are in
 
 from __future__ import annotations
 
+import subprocess
 import time
 
 import pytest
-from ansible_runner import run_playbook
+from ansible_runner import BIN, ROOT, base_env, run_playbook
 from emulator import free_port
 from stack_inventory import leftover_resources
 
@@ -270,4 +271,21 @@ def test_missing_credentials_fail_with_a_clear_message(clean_emulator, tmp_path)
     result = run_playbook("site.yml", env, args=["-i", "inventories/aws"])
     assert result.returncode != 0
     assert "no AWS credentials were found" in result.output, result.output[-3000:]
+    assert leftover_resources(clean_emulator) == []
+
+
+def test_run_from_another_directory_says_where_to_run(clean_emulator, tmp_path):
+    env = {key: value for key, value in base_env(clean_emulator.env()).items() if key != "ANSIBLE_CONFIG"}
+    proc = subprocess.run(
+        [str(BIN / "ansible-playbook"), str(ROOT / "site.yml")],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    output = proc.stdout + proc.stderr
+    assert proc.returncode != 0
+    assert "No host is in group airflow_ecs, so nothing would run" in output and f"Run from {ROOT}" in output, output
     assert leftover_resources(clean_emulator) == []
