@@ -17,7 +17,7 @@ PYTEST_ARGS   ?=
 USE_EMULATOR := $(if $(AWS_ENDPOINT_URL),,$(filter inventories/emulator%,$(INVENTORY)))
 PLAYBOOK_ENV := $(if $(USE_EMULATOR),AWS_ENDPOINT_URL=http://127.0.0.1:$(EMULATOR_PORT))
 
-.PHONY: help venv lock deploy teardown check emulator-start emulator-stop emulator-status lint test e2e bench cost clean
+.PHONY: help venv lock deploy teardown check deployer-policy emulator-start emulator-stop emulator-status lint test e2e bench cost clean
 
 help: ## List the targets
 	@grep -hE '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
@@ -51,6 +51,9 @@ check: venv $(if $(USE_EMULATOR),emulator-start) ## Dry-run the deploy: --check 
 
 teardown: venv $(if $(USE_EMULATOR),emulator-start) ## Remove every resource of the stack
 	$(PLAYBOOK_ENV) $(BIN)/ansible-playbook -i $(INVENTORY) teardown.yml $(ARGS)
+
+deployer-policy: venv $(if $(USE_EMULATOR),emulator-start) ## Write the deployer's least-privilege IAM policy for the inventory's stack to .state/
+	$(PLAYBOOK_ENV) $(BIN)/ansible-playbook -i $(INVENTORY) deployer_policy.yml $(ARGS)
 
 lint: venv ## ruff and ansible-lint (production profile)
 	$(BIN)/ruff check .

@@ -1,5 +1,7 @@
 """Start moto server with the project's extensions: python -m embedded_aws -H 127.0.0.1 -p 5000.
 
+EMBEDDED_AWS_ENFORCE_IAM=1 enforces IAM (see iam.py).
+
 moto answers DescribeOrderableDBInstanceOptions only for Aurora and Neptune; the preflight asks it for
 PostgreSQL to refuse an instance class or engine version the region does not offer, so the emulator
 answers it from offerings.json, a sample of what RDS offers (read from the RDS user guide).
@@ -13,6 +15,8 @@ from typing import Any
 
 from moto.rds.models import RDSBackend
 from moto.server import main
+
+from embedded_aws import iam
 
 OFFERINGS = json.loads((Path(__file__).with_name("offerings.json")).read_text())
 _moto_orderable = RDSBackend.describe_orderable_db_instance_options
@@ -42,4 +46,5 @@ def describe_orderable_db_instance_options(self: RDSBackend, engine: str, engine
 RDSBackend.describe_orderable_db_instance_options = describe_orderable_db_instance_options
 
 if __name__ == "__main__":
+    iam.enable_from_environment()
     main()

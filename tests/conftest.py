@@ -25,6 +25,7 @@ GROUP_MINUTES = {
     "test_lifecycle": 3,
     "test_bad_input": 8,
     "live_changes": 5,
+    "deployer_policy": 4,
 }
 
 

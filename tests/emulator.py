@@ -68,9 +68,10 @@ class Emulator:
                 self.process.wait()
 
 
-def start_emulator(log_path: Path, port: int | None = None) -> Emulator:
+def start_emulator(log_path: Path, port: int | None = None, env: dict[str, str] | None = None) -> Emulator:
+    """The embedded emulator on a free port; `env` adds settings such as EMBEDDED_AWS_ENFORCE_IAM=1."""
     port = port or free_port()
-    env = {**os.environ, "MOTO_IAM_LOAD_MANAGED_POLICIES": "true"}
+    env = {**os.environ, "MOTO_IAM_LOAD_MANAGED_POLICIES": "true", **(env or {})}
     log = open(log_path, "ab")  # noqa: SIM115 - handed to the child process
     process = subprocess.Popen(
         [sys.executable, "-m", "embedded_aws", "-H", "127.0.0.1", "-p", str(port)],
