@@ -1,6 +1,7 @@
 """Start moto server with the project's extensions: python -m embedded_aws -H 127.0.0.1 -p 5000.
 
-EMBEDDED_AWS_ENFORCE_IAM=1 enforces IAM (see iam.py).
+EMBEDDED_AWS_ENFORCE_IAM=1 enforces IAM (iam.py); EMBEDDED_AWS_CREDENTIALS_PORT serves role
+credentials as ECS's container credentials endpoint does (credentials.py).
 
 moto answers DescribeOrderableDBInstanceOptions only for Aurora and Neptune; the preflight asks it for
 PostgreSQL to refuse an instance class or engine version the region does not offer, so the emulator
@@ -16,7 +17,7 @@ from typing import Any
 from moto.rds.models import RDSBackend
 from moto.server import main
 
-from embedded_aws import iam
+from embedded_aws import credentials, iam
 
 OFFERINGS = json.loads((Path(__file__).with_name("offerings.json")).read_text())
 _moto_orderable = RDSBackend.describe_orderable_db_instance_options
@@ -47,4 +48,5 @@ RDSBackend.describe_orderable_db_instance_options = describe_orderable_db_instan
 
 if __name__ == "__main__":
     iam.enable_from_environment()
+    credentials.start_from_environment()
     main()

@@ -14,7 +14,10 @@ The task roles' policies, read back from the deployed stack, get the same scopin
 from __future__ import annotations
 
 import json
+import os
 import re
+import subprocess
+import sys
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,7 +27,7 @@ import pytest
 import yaml
 from ansible_runner import ROOT, PlayResult, run_playbook
 from certificates import import_self_signed_certificate
-from emulator import REGION, Emulator, start_emulator
+from emulator import REGION, Emulator, free_port, start_emulator
 from policy_sentry.querying.actions import get_action_data
 
 pytestmark = pytest.mark.xdist_group("deployer_policy")
@@ -49,6 +52,46 @@ UNUSED_DEPENDENCIES = {
     "secretsmanager:CreateSecret": "an RDS-managed master password (the stack stores its own)",
 }
 REMOVED_FOR_THE_DENIAL_TEST = "secretsmanager:CreateSecret"
+CREDENTIALS_TOKEN = "task-credentials-token"
+PROBE = ROOT / "tests" / "task_role_probe.py"
+
+
+def run_task_role_probes(emulator: Emulator, credentials_port: int) -> dict[str, subprocess.CompletedProcess]:
+    """Each task role's calls, made as its task would make them: credentials from the container endpoint."""
+    s3 = emulator.client("s3")
+    buckets = {b["Name"].split("-")[1]: b["Name"] for b in s3.list_buckets()["Buckets"]}
+    ecs = emulator.client("ecs")
+    migrate = ecs.describe_task_definition(taskDefinition="airflow-migrate")["taskDefinition"]
+    secrets = sorted(
+        {
+            s["valueFrom"].split(":username")[0].split(":password")[0]
+            for s in migrate["containerDefinitions"][0]["secrets"]
+        }
+    )
+    probes = {
+        "airflow_task_logs": ("airflow-airflow-task", ["/ecs/airflow/tasks"]),
+        "airflow_buckets": ("airflow-airflow-task", [buckets["dags"], buckets["data"]]),
+        "execution_secrets": ("airflow-ecs-execution", secrets),
+        "worker_demand": ("airflow-worker-demand", ["airflow-ecs/airflow"]),
+    }
+    results = {}
+    for probe, (role, args) in probes.items():
+        env = {key: value for key, value in os.environ.items() if not key.startswith("AWS_")}
+        env.update(
+            AWS_ENDPOINT_URL=emulator.url,
+            AWS_DEFAULT_REGION=REGION,
+            AWS_CONTAINER_CREDENTIALS_FULL_URI=f"http://127.0.0.1:{credentials_port}/v2/credentials/{role}",
+            AWS_CONTAINER_AUTHORIZATION_TOKEN=CREDENTIALS_TOKEN,
+        )
+        results[probe] = subprocess.run(
+            [sys.executable, str(PROBE), probe, *args],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+    return results
 
 
 @dataclass
@@ -59,6 +102,7 @@ class Enforced:
     deployer_key: str
     runs: dict[str, PlayResult] = field(default_factory=dict)
     task_role_policies: dict[str, dict] = field(default_factory=dict)
+    probes: dict[str, subprocess.CompletedProcess] = field(default_factory=dict)
 
     def deployer_env(self, key: tuple[str, str]) -> dict[str, str]:
         return {**self.emulator.env(), "AWS_ACCESS_KEY_ID": key[0], "AWS_SECRET_ACCESS_KEY": key[1]}
@@ -80,8 +124,15 @@ def make_deployer(emulator: Emulator, policy: dict, name: str) -> tuple[str, str
 def enforced(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Enforced]:
     workdir = tmp_path_factory.mktemp("enforced")
     log = workdir / "iam.jsonl"
+    credentials_port = free_port()
     emulator = start_emulator(
-        workdir / "moto.log", env={"EMBEDDED_AWS_ENFORCE_IAM": "1", "EMBEDDED_AWS_IAM_LOG": str(log)}
+        workdir / "moto.log",
+        env={
+            "EMBEDDED_AWS_ENFORCE_IAM": "1",
+            "EMBEDDED_AWS_IAM_LOG": str(log),
+            "EMBEDDED_AWS_CREDENTIALS_PORT": str(credentials_port),
+            "EMBEDDED_AWS_CREDENTIALS_TOKEN": CREDENTIALS_TOKEN,
+        },
     )
     policy_file = workdir / "policy.json"
     rendered = run_playbook(
@@ -109,6 +160,7 @@ def enforced(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Enforced]:
     ]
     for name, playbook, extra_vars, args in steps:
         if name == "teardown":
+            state.probes = run_task_role_probes(emulator, credentials_port)
             iam = emulator.client("iam")
             for role in ("airflow-airflow-task", "airflow-ecs-execution", "airflow-worker-demand"):
                 state.task_role_policies[role] = iam.get_role_policy(
@@ -126,6 +178,14 @@ def test_the_whole_life_of_a_stack_runs_under_the_deployer_policy(enforced):
     assert enforced.runs["amazonmq_check"].changed == 0
     denied = sorted({(r["action"], r["resource"]) for r in enforced.requests() if not r["allowed"]})
     assert denied == [], f"the deployer was denied: {denied}"
+
+
+@pytest.mark.parametrize("probe", ["airflow_task_logs", "airflow_buckets", "execution_secrets", "worker_demand"])
+def test_each_task_role_can_make_its_calls_with_its_own_credentials(enforced, probe):
+    """Regression: Airflow's CloudWatch handler creates its log group when it cannot list it, which the
+    task role was not allowed (AccessDenied on logs:CreateLogGroup in every task and dag-processor)."""
+    result = enforced.probes[probe]
+    assert result.returncode == 0 and result.stdout.strip() == "ok", result.stderr[-2000:]
 
 
 def granted_actions(policy: dict) -> set[str]:
