@@ -68,6 +68,10 @@ deletable_buckets:
   description: With mode=teardown, the buckets the teardown may empty and delete.
   type: list
   returned: always
+kms_key_arn:
+  description: The ARN of the secrets' KMS key (kms_key_id resolved); empty without one.
+  type: str
+  returned: always
 """
 
 import contextlib
@@ -102,6 +106,7 @@ class Checks:
         self.problems: list[str] = []
         self.iam_roles_elsewhere: list[str] = []
         self.deletable_buckets: list[str] = []
+        self.kms_key_arn = ""
         self._clients: dict[str, Any] = {}
 
     def client(self, service: str) -> Any:
@@ -424,6 +429,7 @@ class Checks:
             raise
         if key.get("KeyState") != "Enabled":
             self.refuse("secrets_kms_key_id", f"the KMS key {key_id!r} is {key.get('KeyState')}, not Enabled")
+        self.kms_key_arn = key["Arn"]
 
     def amazonmq(self, wanted: dict) -> None:
         mq = self.client("mq")
@@ -493,6 +499,7 @@ def main() -> None:
         "problems": checks.problems,
         "iam_roles_elsewhere": checks.iam_roles_elsewhere,
         "deletable_buckets": checks.deletable_buckets,
+        "kms_key_arn": checks.kms_key_arn,
     }
     if checks.problems:
         module.fail_json(msg="\n".join(["Refused before any change:", *checks.problems]))

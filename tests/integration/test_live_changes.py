@@ -101,6 +101,19 @@ def test_refused_change_leaves_the_stack_as_it_was(live, changes, variable, frag
     assert_unchanged(before, stack_snapshot(live.emulator))
 
 
+def test_a_customer_key_for_the_secrets_lets_the_execution_role_decrypt_them(live):
+    """Regression: with secrets_kms_key_id the execution role lacked kms:Decrypt, so no task could start."""
+    key_arn = live.emulator.client("kms").create_key(Description="airflow secrets")["KeyMetadata"]["Arn"]
+    key_id = key_arn.rsplit("/", 1)[1]
+    result = run_playbook("site.yml", live.emulator.env(), extra_vars={**BASE, "secrets_kms_key_id": key_id})
+    assert result.returncode == 0, result.output[-3000:]
+    iam = live.emulator.client("iam")
+    policy = iam.get_role_policy(RoleName="airflow-ecs-execution", PolicyName="read-stack-secrets")["PolicyDocument"]
+    decrypt = [s for s in policy["Statement"] if s["Action"] == "kms:Decrypt"]
+    assert decrypt and decrypt[0]["Resource"] == key_arn, policy
+    assert decrypt[0]["Condition"] == {"StringEquals": {"kms:ViaService": "secretsmanager.us-east-1.amazonaws.com"}}
+
+
 def test_teardown_in_another_region_leaves_the_stack_and_its_iam_roles(live):
     before = stack_snapshot(live.emulator)
     env = {**live.emulator.env(), "AWS_REGION": "us-west-2", "AWS_DEFAULT_REGION": "us-west-2"}
