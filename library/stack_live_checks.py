@@ -361,7 +361,10 @@ class Checks:
                 continue
             if tags is None:
                 continue
-            if tags.get(STACK_TAG) != self.stack:
+            # A deploy killed between CreateBucket and PutBucketTagging leaves the stack's bucket untagged:
+            # an untagged bucket that holds nothing is taken as the stack's (nothing in it can be lost).
+            orphan = STACK_TAG not in tags and not self.foreign_keys(name, [])
+            if tags.get(STACK_TAG) != self.stack and not orphan:
                 if self.params["mode"] == "deploy":
                     self.refuse(
                         variable,
@@ -377,13 +380,13 @@ class Checks:
                     self.refuse(
                         variable,
                         f"the bucket {name!r} holds objects the stack did not write (such as {foreign[0]!r}); the "
-                        f"teardown "
-                        "would delete them: move them elsewhere first, nothing was removed",
+                        "teardown would delete them: move them elsewhere first, nothing was removed",
                     )
                 else:
                     self.deletable_buckets.append(name)
 
     def foreign_keys(self, name: str, prefixes: list[str]) -> list[str]:
+        """Up to a few keys (of any version) outside `prefixes`; with no prefixes, any key at all."""
         paginator = self.client("s3").get_paginator("list_object_versions")
         foreign = []
         for page in paginator.paginate(Bucket=name):

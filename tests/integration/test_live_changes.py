@@ -74,6 +74,7 @@ class Live:
 def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Live]:
     emulator = start_emulator(tmp_path_factory.mktemp("live") / "moto.log")
     emulator.client("s3").create_bucket(Bucket=FOREIGN_BUCKET)
+    emulator.client("s3").put_object(Bucket=FOREIGN_BUCKET, Key="their/data.csv", Body=b"theirs")
     deployed = run_playbook("site.yml", emulator.env(), extra_vars=BASE)
     assert deployed.returncode == 0, deployed.output[-5000:]
     dag_bucket = next(b["Name"] for b in emulator.client("s3").list_buckets()["Buckets"] if "-dags-" in b["Name"])
