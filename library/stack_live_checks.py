@@ -130,11 +130,13 @@ class Checks:
                 raise
             tags = {t["Key"]: t["Value"] for t in iam.list_role_tags(RoleName=name, aws_retry=True)["Tags"]}
             if tags.get(STACK_TAG) != self.stack:
-                self.refuse(
-                    "stack_name",
-                    f"the IAM role {name} exists and does not belong to stack {self.stack!r} (tag {STACK_TAG} is "
-                    f"{tags.get(STACK_TAG)!r}); IAM names are global per account: choose another stack_name",
-                )
+                self.iam_roles_elsewhere.append(name)  # a teardown leaves a role it does not own alone
+                if self.params["mode"] == "deploy":
+                    self.refuse(
+                        "stack_name",
+                        f"the IAM role {name} exists and does not belong to stack {self.stack!r} (tag {STACK_TAG} "
+                        f"is {tags.get(STACK_TAG)!r}); IAM names are global per account: choose another stack_name",
+                    )
                 continue
             home = tags.get(REGION_TAG) or self.role_region(name)
             if home and home != self.region:
@@ -143,9 +145,8 @@ class Checks:
                     self.refuse(
                         "aws_region",
                         f"stack {self.stack!r} already runs in {home} (its IAM role {role['RoleName']} says so, and "
-                        f"IAM "
-                        f"names are global); a stack name lives in one region: deploy to {home}, or give the stack in "
-                        f"{self.region} another stack_name",
+                        f"IAM names are global); a stack name lives in one region: deploy to {home}, or give the "
+                        f"stack in {self.region} another stack_name",
                     )
                     return
 

@@ -40,3 +40,18 @@ def test_another_stacks_bucket_is_refused_even_when_empty(clean_emulator):
     refused = check(clean_emulator, "deploy")
     assert refused["failed"] and "'other'" in refused["msg"]
     assert check(clean_emulator, "teardown")["deletable_buckets"] == []
+
+
+def test_an_iam_role_of_another_owner_stops_a_deploy_and_is_left_alone_by_a_teardown(clean_emulator):
+    clean_emulator.client("iam").create_role(
+        RoleName="airflow-ecs-execution",
+        AssumeRolePolicyDocument='{"Version": "2012-10-17", "Statement": []}',
+        Tags=[{"Key": "airflow-ecs:stack", "Value": "someone-else"}],
+    )
+    args = {"stack_name": "airflow", "region": "us-east-1", "iam_roles": ["airflow-ecs-execution"]}
+    refused = run_module("stack_live_checks", {**args, "mode": "deploy"}, env=clean_emulator.env(), check=True)
+    assert refused["failed"] and refused["msg"].splitlines()[1].startswith(
+        "stack_name: the IAM role airflow-ecs-execution"
+    )
+    teardown = run_module("stack_live_checks", {**args, "mode": "teardown"}, env=clean_emulator.env(), check=True)
+    assert not teardown.get("failed") and teardown["iam_roles_elsewhere"] == ["airflow-ecs-execution"]
