@@ -8,9 +8,12 @@ API references and botocore's service models; each kind below says where its lim
 
 from __future__ import annotations
 
+import importlib.util
 import ipaddress
 import re
 from collections.abc import Callable
+from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 from ansible.errors import AnsibleError
@@ -24,21 +27,19 @@ description: See the module docstring; the rules are listed in RULE_KEYS and KIN
 
 Lookup = Callable[[str], Any]
 
-# Fargate task sizes: CPU units -> allowed memory MiB (ECS developer guide, "Task CPU and memory").
-FARGATE_MEMORY = {
-    256: (512, 1024, 2048),
-    512: tuple(range(1024, 4096 + 1, 1024)),
-    1024: tuple(range(2048, 8192 + 1, 1024)),
-    2048: tuple(range(4096, 16384 + 1, 1024)),
-    4096: tuple(range(8192, 30720 + 1, 1024)),
-    8192: tuple(range(16384, 61440 + 1, 4096)),
-    16384: tuple(range(32768, 122880 + 1, 8192)),
-}
 
-IMAGE = re.compile(
-    r"^(?:[a-z0-9.-]+(?::[0-9]+)?/)?[a-z0-9]+(?:[._-][a-z0-9]+)*(?:/[a-z0-9]+(?:[._-][a-z0-9]+)*)*"
-    r"(?::[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}|@sha256:[a-f0-9]{64})$"
-)
+def _load_sibling(relative: str) -> ModuleType:
+    """A plugin file of this project by path (the plugin loader gives plugins no package to import from)."""
+    path = Path(__file__).resolve().parents[1] / relative
+    spec = importlib.util.spec_from_file_location(f"airflow_ecs_{path.stem}_rules", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+# The Fargate size table and the image rule of the `fargate_size` / `container_image` Jinja tests.
+_ECS = _load_sibling("test/ecs.py")
+FARGATE_MEMORY = {cpu: tuple(m for allowed in ranges for m in allowed) for cpu, ranges in _ECS.FARGATE_SIZES.items()}
 # Tag keys and values (Resource Groups Tagging API, "Tag"): letters, spaces, digits and _ . : / = + - @
 TAG_TEXT = re.compile(r"^[\w\s.:/=+\-@]*$", re.UNICODE)
 # Networks AWS refuses for a VPC or subnet (VPC user guide, "VPC CIDR blocks"; RFC 6890 special use).
@@ -163,7 +164,7 @@ def kind_fargate_memory(value: int, rule: dict, lookup: Lookup) -> str | None:
 
 
 def kind_image(value: str, rule: dict, lookup: Lookup) -> str | None:
-    if not IMAGE.match(value) or value.endswith(":latest"):
+    if not _ECS.container_image(value):
         return "must be an image reference with an explicit tag or digest such as apache/airflow:3.3.2 (not :latest)"
     return None
 

@@ -1,4 +1,4 @@
-"""Jinja filters for CIDR checks and subnet planning, on the standard library (no netaddr)."""
+"""Jinja filters for subnet planning, on the standard library (no netaddr)."""
 
 from __future__ import annotations
 
@@ -6,15 +6,9 @@ import ipaddress
 
 DOCUMENTATION = """
 name: network
-short_description: CIDR helpers for airflow-ecs
-description: cidr_overlaps, subnet_plan and subnet_layout filters (the CIDR tests are in plugins/test).
+short_description: Subnet planning for airflow-ecs
+description: subnet_plan and subnet_layout filters (CIDR checks are validate_inputs rules).
 """
-
-
-def cidr_overlaps(cidrs: list[str]) -> list[list[str]]:
-    """Every pair of networks in `cidrs` that overlap (empty list when none do)."""
-    nets = [ipaddress.IPv4Network(c) for c in cidrs]
-    return [[str(a), str(b)] for i, a in enumerate(nets) for b in nets[i + 1 :] if a.overlaps(b)]
 
 
 def subnet_plan(vpc_cidr: str, az_count: int) -> dict[str, list[str]]:
@@ -42,7 +36,6 @@ def subnet_layout(azs: list[str], public_cidrs: list[str], private_cidrs: list[s
 class FilterModule:
     def filters(self) -> dict:
         return {
-            "cidr_overlaps": cidr_overlaps,
             "subnet_plan": subnet_plan,
             "subnet_layout": subnet_layout,
         }

@@ -79,6 +79,16 @@ def test_a_good_value_passes(rules, value, rule):
     assert rules.check(value, rule, VALUES.get) is None
 
 
+@pytest.mark.parametrize("value", ["10.0.0.0/16", "192.168.1.0/24", "10.40.128.0/20"])
+def test_a_network_in_cidr_form_is_a_valid_source(rules, value):
+    assert rules.check(value, {"type": "str", "kind": "ipv4_source"}, VALUES.get) is None
+
+
+@pytest.mark.parametrize("value", ["10.0.0.1/16", "10.0.0.0/33", "10.0.0.0", "", None, 16, "fe80::/64", "x/24"])
+def test_anything_else_is_not_a_source_network(rules, value):
+    assert rules.check(value, {"type": "str", "kind": "ipv4_source"}, VALUES.get) is not None
+
+
 def test_an_unknown_rule_key_is_a_programming_error(rules):
     with pytest.raises(Exception, match="unknown rule keys"):
         rules.check(1, {"type": "int", "minimum": 1}, VALUES.get)
