@@ -34,7 +34,7 @@ venv: $(BIN)/ansible-playbook ## Create .venv from the lock file (only when miss
 lock: ## Re-resolve requirements/requirements.in into the lock file
 	$(BIN)/uv pip compile --quiet --python $(BIN)/python requirements/requirements.in -o $(LOCK)
 
-emulator-start: venv ## Start the embedded AWS emulator on 127.0.0.1:$(EMULATOR_PORT)
+emulator-start: venv ## Start the embedded AWS emulator on 127.0.0.1:$(EMULATOR_PORT) (EMBEDDED_AWS_RUNTIME=off: API only)
 	@scripts/emulator start
 
 emulator-stop: ## Stop the emulator this checkout started
@@ -43,14 +43,16 @@ emulator-stop: ## Stop the emulator this checkout started
 emulator-status:
 	@scripts/emulator status
 
-deploy: venv $(if $(USE_EMULATOR),emulator-start) ## Deploy the stack (emulator by default; INVENTORY=inventories/aws for AWS)
+deploy: venv $(if $(USE_EMULATOR),emulator-start) ## Deploy the stack (emulator: it then runs here; INVENTORY=inventories/aws for AWS)
 	$(PLAYBOOK_ENV) $(BIN)/ansible-playbook -i $(INVENTORY) site.yml $(ARGS)
+	$(if $(USE_EMULATOR),@scripts/emulator wait)
 
 check: venv $(if $(USE_EMULATOR),emulator-start) ## Dry-run the deploy: --check --diff
 	$(PLAYBOOK_ENV) $(BIN)/ansible-playbook -i $(INVENTORY) site.yml --check --diff $(ARGS)
 
-teardown: venv $(if $(USE_EMULATOR),emulator-start) ## Remove every resource of the stack
+teardown: venv $(if $(USE_EMULATOR),emulator-start) ## Remove every resource of the stack (emulator: and stop it)
 	$(PLAYBOOK_ENV) $(BIN)/ansible-playbook -i $(INVENTORY) teardown.yml $(ARGS)
+	$(if $(USE_EMULATOR),@scripts/emulator stop)
 
 deployer-policy: venv $(if $(USE_EMULATOR),emulator-start) ## Write the deployer's least-privilege IAM policy for the inventory's stack to .state/
 	$(PLAYBOOK_ENV) $(BIN)/ansible-playbook -i $(INVENTORY) deployer_policy.yml $(ARGS)
@@ -73,5 +75,5 @@ cost: venv ## Monthly AWS cost estimate of the stack (INVENTORY=inventories/aws,
 clean: emulator-stop ## Remove the venv and local state
 	rm -rf $(VENV) .state .pytest_cache .ruff_cache
 
-e2e: venv ## Only the end-to-end run: deploy, then run every container for real (PostgreSQL, RabbitMQ, Chromium; ~6 min)
+e2e: venv ## Only the end-to-end run: deploy on the local runtime, books_etl through the UI's URL, teardown (~4 min)
 	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/pytest tests/e2e -s $(PYTEST_ARGS)

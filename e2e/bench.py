@@ -1,29 +1,27 @@
-"""`python -m e2e.bench`: cold start to the first successful DAG run, then a 50-task fan-out, Celery vs Local.
+"""`python -m e2e.bench`: `make deploy` to the UI, first books_etl, then a 50-task fan-out, Celery vs Local.
 
-1. Deploy to a private emulator (timed, not part of the cold start) and upload the fan-out DAG
-   (tests/e2e/dags/fanout_bench.py) to the DAG bucket next to the deployed DAGs.
-2. Cold start: PostgreSQL + RabbitMQ up, migrate, the six services healthy, books_etl triggered
-   and successful (the same steps as `python -m e2e`).
-3. fanout_bench through the deployed Celery configuration (scheduler -> RabbitMQ -> worker).
-4. The same DAG under LocalExecutor: the worker and the scheduler stop, and a scheduler starts
-   with the scheduler's task definition environment plus AIRFLOW__CORE__EXECUTOR=LocalExecutor
-   (the only change, and only here).
-Prints every figure and the Celery / Local ratio. A benchmark, not a test: it asserts nothing.
+1. `make deploy` on the emulator from zero: site.yml with the local runtime, then the UI healthy behind
+   the ALB listener (each timed; their sum is the deploy-to-UI figure), then books_etl (the first
+   successful run after the UI is up).
+2. fanout_bench (tests/e2e/dags/fanout_bench.py, uploaded to the DAG bucket by the bench only)
+   through the deployed Celery configuration (scheduler -> RabbitMQ -> worker).
+3. The same DAG under LocalExecutor, switched the way a user would on ECS: a scheduler task definition
+   revision with AIRFLOW__CORE__EXECUTOR=LocalExecutor (the only change) rolled out by the service,
+   and the worker service scaled to 0.
+Prints every figure and the Celery / Local ratio, then tears down. A benchmark, not a test.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import os
 import statistics
-import subprocess
 import time
 from datetime import datetime
-from pathlib import Path
+from types import SimpleNamespace
 
-from e2e.procs import PeakMemory, Proc
-from e2e.runner import ROOT, SERVICE_ORDER, E2ERun, StepFailed, log, summary
+from e2e.runner import CLUSTER, ROOT, E2ERun, StepFailed, log, summary
+from embedded_aws.processes import PeakMemory, leftovers
 
 FANOUT_DAG = ROOT / "tests" / "e2e" / "dags" / "fanout_bench.py"
 FANOUT_ID = "fanout_bench"
@@ -36,23 +34,33 @@ def _seconds(start: str | None, end: str | None) -> float | None:
 
 
 class Bench:
-    def __init__(self, runs: int, emulator_url: str | None) -> None:
+    def __init__(self, runs: int) -> None:
         self.runs = runs
-        self.e2e = E2ERun(emulator_url=emulator_url, artifacts=ROOT / "artifacts" / "e2e-bench")
+        self.e2e = E2ERun(artifacts=ROOT / "artifacts" / "e2e-bench")
         self.figures: dict[str, object] = {}
 
     def upload_fanout_dag(self) -> None:
-        env = self.e2e.local("dag-processor").container.environment
+        env = self.e2e.environment("dag-processor")
         bundle = json.loads(env["AIRFLOW__DAG_PROCESSOR__DAG_BUNDLE_CONFIG_LIST"])[0]["kwargs"]
         key = bundle.get("prefix", "") + FANOUT_DAG.name
         self.e2e.client("s3").put_object(Bucket=bundle["bucket_name"], Key=key, Body=FANOUT_DAG.read_bytes())
         log(f"uploaded {FANOUT_DAG.name} to s3://{bundle['bucket_name']}/{key}")
 
-    def fanout(self, label: str, memory_of: Proc) -> list[float]:
+    def service_leader(self, service: str) -> SimpleNamespace:
+        """The first process of the service's running task (its process group), for PeakMemory."""
+        directory = str(self.e2e.task_directory(service))
+        for pid in sorted(leftovers(directory)):
+            with open(f"/proc/{pid}/stat") as stat:
+                if int(stat.read().rsplit(")", 1)[1].split()[2]) == pid:
+                    return SimpleNamespace(pid=pid, name=service)
+        raise LookupError(f"no process group leader in {directory}")
+
+    def fanout(self, label: str, service: str) -> list[float]:
         times = []
         for attempt in range(1, self.runs + 1):
+            leader = self.service_leader(service)
             start = time.monotonic()
-            with PeakMemory(memory_of) as memory:
+            with PeakMemory(leader) as memory:
                 run = self.e2e.run_dag(FANOUT_ID, {}, timeout=900, guard_schedule=False)
             wall = time.monotonic() - start
             if run["state"] != "success":
@@ -60,55 +68,51 @@ class Bench:
             inside = _seconds(run.get("start_date"), run.get("end_date"))
             log(
                 f"  {label} fan-out #{attempt}: {wall:.1f} s trigger to success "
-                f"(run start to end {inside:.1f} s), peak memory of {memory_of.name}: {memory.peak:.0f} MiB"
+                f"(run start to end {inside:.1f} s), peak memory of {service}: {memory.peak:.0f} MiB"
             )
             times.append(inside if inside is not None else wall)
             self.figures[f"{label} peak MiB"] = round(max(memory.peak, float(self.figures.get(f"{label} peak MiB", 0))))
         return times
 
-    def health_check_cost(self) -> None:
-        """CPU seconds (user + system, with children) and wall seconds of one run of each health check."""
-        for name in ["rabbitmq", *SERVICE_ORDER]:
-            local = self.e2e.local(name)
-            if not local.health_check:
-                continue
-            start = time.monotonic()
-            proc = subprocess.Popen(
-                ["sh", "-c", local.health_check],
-                env=local.env,
-                cwd=local.env.get("AIRFLOW_HOME") or local.env["HOME"],
-                stdout=subprocess.DEVNULL,
-                stderr=subprocess.DEVNULL,
-                start_new_session=True,
-            )
-            _, status, usage = os.wait4(proc.pid, 0)
-            proc.returncode = os.waitstatus_to_exitcode(status)
-            cpu = usage.ru_utime + usage.ru_stime
-            self.figures[f"health check {name} (CPU s / wall s)"] = f"{cpu:.1f} / {time.monotonic() - start:.1f}"
-
-    def switch_to_local_executor(self) -> Proc:
-        """Stop the Celery worker and the scheduler; start a scheduler with LocalExecutor, else identical."""
-        self.e2e.procs.stop("worker")
-        self.e2e.procs.stop("scheduler")
-        local = self.e2e.local("scheduler")
-        env = {**local.env, "AIRFLOW__CORE__EXECUTOR": "LocalExecutor"}
-        cwd = Path(local.env["AIRFLOW_HOME"])
-        return self.e2e.procs.start("scheduler-local", ["airflow", "scheduler"], env, cwd, stop_timeout=20)
+    def switch_to_local_executor(self) -> None:
+        """A scheduler revision with LocalExecutor rolled out by ECS; the worker service scaled to 0."""
+        ecs = self.e2e.client("ecs")
+        service = ecs.describe_services(cluster=CLUSTER, services=[f"{CLUSTER}-scheduler"])["services"][0]
+        definition = ecs.describe_task_definition(taskDefinition=service["taskDefinition"])["taskDefinition"]
+        container = definition["containerDefinitions"][0]
+        container["environment"] = [
+            e for e in container.get("environment", []) if e["name"] != "AIRFLOW__CORE__EXECUTOR"
+        ] + [{"name": "AIRFLOW__CORE__EXECUTOR", "value": "LocalExecutor"}]
+        keys = ("family", "taskRoleArn", "executionRoleArn", "networkMode", "containerDefinitions",
+                "requiresCompatibilities", "cpu", "memory")  # fmt: skip
+        revision = ecs.register_task_definition(**{k: definition[k] for k in keys if k in definition})
+        ecs.update_service(cluster=CLUSTER, service=f"{CLUSTER}-worker", desiredCount=0)
+        arn = revision["taskDefinition"]["taskDefinitionArn"]
+        ecs.update_service(cluster=CLUSTER, service=f"{CLUSTER}-scheduler", taskDefinition=arn)
+        deadline = time.monotonic() + 300
+        while time.monotonic() < deadline:
+            current = ecs.describe_services(cluster=CLUSTER, services=[f"{CLUSTER}-scheduler"])["services"][0]
+            deployments = current["deployments"]
+            if len(deployments) == 1 and deployments[0]["rolloutState"] == "COMPLETED" and deployments[0][
+                    "taskDefinition"] == arn:  # fmt: skip
+                return
+            time.sleep(2)
+        raise TimeoutError("the LocalExecutor scheduler revision did not roll out within 300 s")
 
     def run(self) -> int:
         e2e = self.e2e
         e2e.artifacts.mkdir(parents=True, exist_ok=True)
         try:
-            e2e.prepare()
-            e2e.step("upload fan-out DAG", self.upload_fanout_dag)
-            cold = time.monotonic()
             e2e.boot()
+            self.figures["make deploy to every service steady and the UI healthy (s)"] = round(
+                e2e.result.timings["deploy"] + e2e.result.timings["steady"], 1
+            )
             e2e.step("books_etl run", e2e.run_books_etl)
-            self.figures["cold start to first successful run (s)"] = round(time.monotonic() - cold, 1)
-            e2e.step("health check cost", self.health_check_cost)
-            celery = e2e.step("fan-out celery", lambda: self.fanout("CeleryExecutor", e2e.started["worker"]))
-            scheduler = e2e.step("switch to LocalExecutor", self.switch_to_local_executor)
-            local = e2e.step("fan-out local", lambda: self.fanout("LocalExecutor", scheduler))
+            self.figures["first books_etl after the UI is up (s)"] = round(e2e.result.timings["books_etl run"], 1)
+            e2e.step("upload fan-out DAG", self.upload_fanout_dag)
+            celery = e2e.step("fan-out celery", lambda: self.fanout("CeleryExecutor", "worker"))
+            e2e.step("switch to LocalExecutor", self.switch_to_local_executor)
+            local = e2e.step("fan-out local", lambda: self.fanout("LocalExecutor", "scheduler"))
             c, lo = statistics.median(celery), statistics.median(local)
             self.figures.update(
                 {
@@ -117,13 +121,13 @@ class Bench:
                     "Celery / Local": round(c / lo, 2),
                 }
             )
+            e2e.step("teardown", e2e.teardown)
         except StepFailed:
             pass
         finally:
             e2e.stop()
         print(summary(e2e.result), flush=True)
         print("\n=== benchmark ===", flush=True)
-        print(f"  deploy (site.yml on the emulator): {e2e.result.timings.get('deploy', 0):.1f} s")
         for name, value in self.figures.items():
             print(f"  {name}: {value}")
         return 1 if e2e.result.errors else 0
@@ -132,9 +136,8 @@ class Bench:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m e2e.bench", description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=1, help="fan-out runs per executor (the median is compared)")
-    parser.add_argument("--emulator-url", help="use an emulator where site.yml was already deployed")
     args = parser.parse_args(argv)
-    return Bench(args.runs, args.emulator_url).run()
+    return Bench(args.runs).run()
 
 
 if __name__ == "__main__":

@@ -14,7 +14,7 @@ from typing import Any
 import requests
 from websockets.sync.client import connect
 
-from e2e.procs import Proc, Processes
+from embedded_aws.processes import Proc, Processes
 
 # The flags of the brief, plus: DNS answers only for loopback, so the browser reaches nothing else.
 CHROMIUM_FLAGS = [

@@ -1,7 +1,9 @@
 """Start moto server with the project's extensions: python -m embedded_aws -H 127.0.0.1 -p 5000.
 
 EMBEDDED_AWS_ENFORCE_IAM=1 enforces IAM (iam.py); EMBEDDED_AWS_CREDENTIALS_PORT serves role
-credentials as ECS's container credentials endpoint does (credentials.py).
+credentials as ECS's container credentials endpoint does (credentials.py); EMBEDDED_AWS_RUNTIME_DIR
+starts the local ECS agent (agent.py), which runs every task and database the emulator holds.
+Use launcher.py rather than this module directly: it sets these and stops what the agent started.
 
 moto answers DescribeOrderableDBInstanceOptions only for Aurora and Neptune; the preflight asks it for
 PostgreSQL to refuse an instance class or engine version the region does not offer, so the emulator
@@ -10,12 +12,16 @@ answers it from offerings.json, a sample of what RDS offers (read from the RDS u
 
 from __future__ import annotations
 
+import argparse
 import json
+import os
+import sys
+import threading
 from pathlib import Path
 from typing import Any
 
+import moto.server
 from moto.rds.models import RDSBackend
-from moto.server import main
 
 from embedded_aws import credentials, iam
 
@@ -46,7 +52,43 @@ def describe_orderable_db_instance_options(self: RDSBackend, engine: str, engine
 
 RDSBackend.describe_orderable_db_instance_options = describe_orderable_db_instance_options
 
+
+def start_agent() -> None:
+    """The local ECS agent, when EMBEDDED_AWS_RUNTIME_DIR is set; SIGTERM/SIGINT stop its tasks first."""
+    runtime_dir = os.environ.get("EMBEDDED_AWS_RUNTIME_DIR")
+    if not runtime_dir:
+        return
+    from embedded_aws.agent import Agent, Settings  # noqa: PLC0415 - only with the runtime on
+
+    parser = argparse.ArgumentParser(add_help=False)
+    parser.add_argument("-H", "--host", default="127.0.0.1")
+    parser.add_argument("-p", "--port", type=int, default=5000)
+    address, _ = parser.parse_known_args(sys.argv[1:])
+    agent = Agent(
+        Settings(
+            runtime_dir=Path(runtime_dir),
+            endpoint_url=f"http://127.0.0.1:{address.port}",
+            credentials_url=f"http://127.0.0.1:{os.environ['EMBEDDED_AWS_CREDENTIALS_PORT']}{credentials.PREFIX}",
+            credentials_token=os.environ["EMBEDDED_AWS_CREDENTIALS_TOKEN"],
+        )
+    )
+    agent.start()
+    stopping = threading.Lock()
+
+    def shutdown() -> None:
+        agent.shutdown()
+        os._exit(0)
+
+    def stop(signum: int, _frame: Any) -> None:
+        # The server keeps answering while the tasks stop (they may still call it: logs, credentials).
+        if stopping.acquire(blocking=False):
+            threading.Thread(target=shutdown, name="shutdown").start()
+
+    moto.server.signal_handler = stop  # moto's main() installs it for SIGINT and SIGTERM
+
+
 if __name__ == "__main__":
     iam.enable_from_environment()
     credentials.start_from_environment()
-    main()
+    start_agent()
+    moto.server.main()

@@ -13,7 +13,8 @@ policy conditions are not evaluated. Resource scoping is checked against AWS's o
 authorization data instead (tests/unit/test_iam_policies.py).
 
 With EMBEDDED_AWS_IAM_LOG=<file> every evaluated request is appended as one JSON line:
-{"key": access key id, "action": "service:Action", "resource": ..., "allowed": bool}.
+{"key": access key id, "principal": user or assumed-role ARN, "action": "service:Action",
+"resource": ..., "allowed": bool}.
 """
 
 from __future__ import annotations
@@ -41,6 +42,7 @@ _log_lock = threading.Lock()
 SERVICE_PREFIXES = {"monitoring": "cloudwatch"}
 S3_ACTIONS = {
     "HeadBucket": "ListBucket",
+    "ListBuckets": "ListAllMyBuckets",
     "ListObjects": "ListBucket",
     "ListObjectsV2": "ListBucket",
     "ListObjectVersions": "ListBucketVersions",
@@ -157,8 +159,8 @@ def _patch_actions(log_path: str | None) -> None:
             allowed = True
         finally:
             if log_path:
-                line = {"key": self._access_key._access_key_id, "action": self._action, "resource": resource,
-                        "allowed": allowed}  # fmt: skip
+                line = {"key": self._access_key._access_key_id, "principal": self._access_key.arn,
+                        "action": self._action, "resource": resource, "allowed": allowed}  # fmt: skip
                 with _log_lock, open(log_path, "a") as log:
                     log.write(json.dumps(line) + "\n")
 

@@ -42,6 +42,9 @@ PROJECT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(PROJECT / "tests"))  # the test harness's leftover listing (tests/stack_inventory.py)
 from stack_inventory import CHECKS  # noqa: E402
 
+sys.path.insert(0, str(PROJECT))
+from embedded_aws.launcher import start_emulator  # noqa: E402
+
 REGION = "us-east-1"
 CREDENTIALS = {"aws_access_key_id": "testing", "aws_secret_access_key": "testing"}
 # LocalStack's venv is big (500 MB, ~80 s to build): one copy per checkout, in the git-ignored .state/.
@@ -136,30 +139,16 @@ def start_moto(state_file: Path) -> dict[str, Any]:
     if state.get("kind") == "moto" and status(state_file)["up"]:
         return {**state, "changed": False}
     stop(state_file)  # whatever an earlier run recorded but no longer answers
-    port = free_port()
-    log = state_file.parent / "moto.log"
-    with log.open("ab") as out:
-        # Own session: the server outlives this script and ansible-playbook; cleanup.yml stops it by pid.
-        process = subprocess.Popen(
-            [sys.executable, "-m", "embedded_aws", "-H", "127.0.0.1", "-p", str(port)],
-            cwd=Path(__file__).resolve().parents[2],
-            stdin=subprocess.DEVNULL,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            env={**os.environ, "MOTO_IAM_LOAD_MANAGED_POLICIES": "true"},
-            start_new_session=True,
-        )
-    state = {"kind": "moto", "url": f"http://127.0.0.1:{port}", "port": port, "pid": process.pid, "log": str(log)}
+    # The one launcher (embedded_aws/launcher.py), runtime off: the scenarios check infrastructure only.
+    # Own session: the server outlives this script and ansible-playbook; cleanup.yml stops it by pid.
+    try:
+        emulator = start_emulator(state_file.parent / "moto.log", runtime=False, detach=True)
+    except RuntimeError as err:
+        sys.exit(str(err))
+    state = {"kind": "moto", "url": emulator.url, "port": emulator.port, "pid": emulator.pid,
+             "log": str(state_file.parent / "moto.log")}  # fmt: skip
     write_state(state_file, state)
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            sys.exit(f"the embedded emulator exited with {process.returncode}; see {log}")
-        if answers(state["url"] + "/moto-api/"):
-            return {**state, "changed": True}
-        time.sleep(0.1)
-    stop(state_file)
-    sys.exit(f"the embedded emulator did not answer on {state['url']} within 60 s; see {log}")
+    return {**state, "changed": True}
 
 
 def localstack_script() -> Path:

@@ -1,8 +1,8 @@
-"""The deployed configuration boots a working Airflow: one real run (conftest.e2e), checked piece by piece.
+"""`make deploy` on the emulator runs Airflow: one real run (conftest.e2e) on the local runtime, checked piece by piece.
 
-The run deploys site.yml to a private emulator, reads the task definitions back through the AWS API,
-and starts every container as a local process with exactly its command, environment and secrets,
-except for the printed rewrites (host names, ports, bind addresses, the AWS endpoint).
+The run deploys site.yml to an emulator whose local ECS agent runs every task from its task
+definition (embedded_aws/), waits for the UI behind the ALB listener, uses Airflow as a user would
+and tears the stack down again.
 """
 
 from __future__ import annotations
@@ -13,22 +13,8 @@ from urllib.parse import urlsplit
 import pytest
 from books_support import EXPECTED_REPORT_LINES, EXPECTED_SUMMARY, PNG_MAGIC
 
-from e2e.localize import (
-    AIRFLOW_BIND_SETTINGS,
-    AIRFLOW_PORT_SETTINGS,
-    AWS_KEYS,
-    HEALTH_CHECK,
-    LOCALHOST,
-    PLATFORM_KEYS,
-    URL,
-    is_airflow,
-)
-from e2e.procs import leftovers
-from e2e.runner import DAG_ID, PAGE_COUNT, SERVICE_ORDER, Result
-
-SERVICES = [*SERVICE_ORDER, "rabbitmq"]
-RABBITMQ_PORT_KEYS = {"RABBITMQ_NODE_PORT", "RABBITMQ_DIST_PORT", "ERL_EPMD_PORT"}
-RABBITMQ_BIND_KEYS = {"RABBITMQ_NODE_IP_ADDRESS", "ERL_EPMD_ADDRESS", "RABBITMQ_SERVER_START_ARGS"}
+from e2e.runner import CLUSTER, DAG_ID, PAGE_COUNT, SERVICES, Result
+from embedded_aws.processes import leftovers
 
 
 def reached(result: Result, *steps: str) -> None:
@@ -40,131 +26,76 @@ def reached(result: Result, *steps: str) -> None:
             pytest.fail(f"step {step!r} was not reached; first failure: {result.failed_step()}")
 
 
-def test_the_stack_is_read_back_from_the_aws_api(e2e: Result) -> None:
-    reached(e2e, "read stack")
-    assert e2e.stack is not None
-    assert set(e2e.stack.containers) == {*SERVICES, "migrate"}
-    for name, container in e2e.stack.containers.items():
-        assert container.resolved_secrets.keys() == container.secrets.keys(), name
-        assert all(container.resolved_secrets.values()), f"{name}: an empty secret"
-    assert e2e.stack.migrate.family.endswith("-migrate")
-    assert e2e.stack.discovery == {
-        "api-server": f"api-server.{e2e.stack.namespace}",
-        "rabbitmq": f"rabbitmq.{e2e.stack.namespace}",
-    }
+def test_make_deploy_ends_with_the_ui_healthy_behind_the_load_balancer(e2e: Result) -> None:
+    reached(e2e, "steady")
+    assert urlsplit(e2e.ui_url).hostname == "127.0.0.1"
+    healthy = [t for t in e2e.target_health if t["TargetHealth"]["State"] == "healthy"]
+    assert len(healthy) == 1, e2e.target_health
+    assert healthy[0]["Target"]["Port"] == 8080  # the container port; the agent maps it to a local one
 
 
-def test_processes_get_exactly_the_task_definition_plus_the_listed_rewrites(e2e: Result) -> None:
-    """The environment each process really got (/proc/<pid>/environ) against its task definition."""
-    reached(e2e, "start services")
-    assert set(e2e.effective_env) == {*SERVICES, "migrate"}
-    for name, effective in e2e.effective_env.items():
-        local = e2e.containers[name]
-        declared = local.container.declared_env
-        rewrites = {r.key: r for r in local.rewrites if r.key != HEALTH_CHECK}
-        assert set(local.platform) <= PLATFORM_KEYS, name
-        assert not set(local.platform) & set(declared), f"{name}: the platform overrides the task definition"
-        for key in sorted(set(declared) | set(effective)):
-            if key in local.platform:
-                assert effective[key] == local.platform[key], f"{name}: {key}"
-            elif key in rewrites:
-                assert declared.get(key) == rewrites[key].before, f"{name}: {key} is not what the rewrite says"
-                assert effective.get(key) == rewrites[key].after, f"{name}: {key} is not what the rewrite says"
-            else:
-                assert key in declared, f"{name}: {key} appeared without being listed"
-                assert effective.get(key) == declared[key], f"{name}: {key} changed without being listed"
+def test_ecs_reports_every_service_running_and_healthy(e2e: Result) -> None:
+    reached(e2e, "ecs state")
+    assert set(e2e.services) == set(SERVICES)
+    for name, service in e2e.services.items():
+        assert service["status"] == "ACTIVE", name
+        assert service["runningCount"] == service["desiredCount"] == 1, name
+        assert service["pendingCount"] == 0, name
+        (deployment,) = service["deployments"]
+        assert deployment["rolloutState"] == "COMPLETED", (name, deployment)
+        task = e2e.tasks[name]
+        assert task["lastStatus"] == "RUNNING" and task["healthStatus"] == "HEALTHY", (name, task)
+        assert task["startedBy"] == deployment["id"], name
+        (container,) = task["containers"]
+        assert container["lastStatus"] == "RUNNING" and container["healthStatus"] == "HEALTHY", name
+        assert "exitCode" not in container, name
 
 
-def _same_but_netloc(before: str, after: str, local_ports: set[int]) -> bool:
-    """Every URL keeps scheme, credentials, path and query; only the host becomes 127.0.0.1:<local port>."""
-    old, new = URL.findall(before), URL.findall(after)
-    if len(old) != len(new) or URL.sub("", before) != URL.sub("", after):
-        return False
-    changed = False
-    for a, b in zip(old, new, strict=True):
-        pa, pb = urlsplit(a), urlsplit(b)
-        same = (pa.scheme, pa.username, pa.password, pa.path, pa.query) == (
-            pb.scheme,
-            pb.username,
-            pb.password,
-            pb.path,
-            pb.query,
-        )
-        if not same:
-            return False
-        if a != b:
-            changed = True
-            if pb.hostname != LOCALHOST or pb.port not in local_ports:
-                return False
-    return changed
+def test_a_second_deploy_changes_nothing_and_restarts_nothing(e2e: Result) -> None:
+    reached(e2e, "deploy again")
+    assert e2e.rerun_changed == 0
+    assert e2e.restarted == []
 
 
-def test_every_rewrite_is_a_host_port_bind_or_aws_endpoint_change(e2e: Result) -> None:
-    reached(e2e, "read stack")
-    assert e2e.endpoints is not None and e2e.stack is not None
-    local_ports = set(e2e.endpoints.ports.values())
-    remote_hosts = {host for host, _ in e2e.endpoints.hosts}
-    assert e2e.stack.database[0] in remote_hosts and e2e.stack.load_balancer in remote_hosts
-    airflow_ports = {key for key, _ in AIRFLOW_PORT_SETTINGS}
-    for r in e2e.rewrites:
-        container = e2e.containers[r.container].container
-        where = f"{r.container}: {r.key}"
-        if r.kind == "host":
-            if r.key == "RABBITMQ_NODENAME":
-                assert r.before is None and r.after.endswith("@localhost"), where
-            else:
-                assert r.before is not None and _same_but_netloc(r.before, r.after, local_ports), where
-                assert any(host in r.before for host in remote_hosts), where
-        elif r.kind == "port":
-            if r.key == HEALTH_CHECK:
-                assert re.sub(r":\d+/", ":/", r.before or "") == re.sub(r":\d+/", ":/", r.after), where
-            else:
-                allowed = airflow_ports if is_airflow(container) else RABBITMQ_PORT_KEYS
-                assert r.key in allowed and int(r.after) in local_ports | set(e2e.endpoints.extra_rabbitmq.values())
-        elif r.kind == "bind":
-            allowed = set(AIRFLOW_BIND_SETTINGS) if is_airflow(container) else RABBITMQ_BIND_KEYS
-            assert r.key in allowed and "127" in r.after, where
-        elif r.kind == "aws-endpoint":
-            assert r.key in AWS_KEYS and r.before is None, where
-            if r.key == "AWS_ENDPOINT_URL":
-                assert urlsplit(r.after).hostname == LOCALHOST, where
-        else:
-            pytest.fail(f"{where}: unknown kind of rewrite {r.kind!r}")
-    # The Airflow settings that name other services all point at local servers now.
-    worker = e2e.containers["worker"].env
-    for key in (
-        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN",
-        "AIRFLOW__CELERY__BROKER_URL",
-        "AIRFLOW__CORE__EXECUTION_API_SERVER_URL",
-    ):
-        assert urlsplit(worker[key]).hostname == LOCALHOST, key
+def test_service_tasks_are_registered_in_cloud_map(e2e: Result) -> None:
+    reached(e2e, "ecs state")
+    registered = {name: [i["Id"] for i in instances] for name, instances in e2e.discovery.items()}
+    for service in ("api-server", "rabbitmq"):
+        (name,) = [n for n in registered if n.startswith(f"{service}.")]
+        assert registered[name] == [e2e.tasks[service]["taskArn"].rsplit("/", 1)[-1]], registered
 
 
-def test_migrate_runs_first_and_exits_zero(e2e: Result) -> None:
-    reached(e2e, "migrate")
-    assert e2e.migrate_exit == 0
-    order = e2e.start_order
-    assert order.index("migrate") < min(order.index(n) for n in SERVICE_ORDER if n in order)
-    assert order[: order.index("migrate")] == ["rabbitmq"]
-
-
-def test_migrate_can_run_again_with_the_admin_already_there(e2e: Result) -> None:
-    """Each new migrate revision runs again on a live database: `users reset-password`, not `create`."""
-    reached(e2e, "migrate re-run")
-    assert e2e.migrate_rerun_exit == 0, e2e.migrate_rerun_log
-    # ui screenshot logs in afterwards with the secret's password: the reset kept it valid.
-
-
-def test_every_container_passes_its_own_health_check(e2e: Result) -> None:
-    reached(e2e, "health checks")
-    assert e2e.stack is not None
+def test_tasks_get_their_role_credentials_from_the_credentials_endpoint(e2e: Result) -> None:
+    reached(e2e, "ecs state")
     for name in SERVICES:
-        check = e2e.stack.containers[name].health_check
-        assert check is not None, f"{name} has no health check in its task definition"
-        health = e2e.health[name]
-        assert health.healthy, f"{name}: {health.command}: {health.output}"
-        rewritten = [r for r in e2e.containers[name].rewrites if r.key == HEALTH_CHECK]
-        assert health.command == (rewritten[0].after if rewritten else check.command)
+        task = e2e.task_environ[name]
+        keys = set(task["environment_keys"])
+        assert not keys & {"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"}, name
+        if name != "rabbitmq":
+            assert "AWS_CONTAINER_CREDENTIALS_FULL_URI" in keys, name
+            assert task["task_role"] == f"{CLUSTER}-airflow-task", name
+
+
+def test_the_migrate_task_exits_zero_on_a_fresh_and_on_a_live_database(e2e: Result) -> None:
+    """The deploy's migrate task, then the same task again with the admin already there."""
+    reached(e2e, "migrate again")
+    assert len(e2e.migrate_tasks) == 2
+    for task in e2e.migrate_tasks:
+        assert task["lastStatus"] == "STOPPED", task
+        assert task["stopCode"] == "EssentialContainerExited", task
+        assert [c["exitCode"] for c in task["containers"]] == [0], task
+
+
+def test_container_output_reaches_cloudwatch_through_the_execution_role(e2e: Result) -> None:
+    reached(e2e, "container logs")
+    for name in SERVICES:
+        streams = [s for s in e2e.container_logs if f"/{e2e.tasks[name]['taskArn'].rsplit('/', 1)[-1]}" in s]
+        assert streams and all(e2e.container_logs[s] > 0 for s in streams), (name, sorted(e2e.container_logs))
+
+
+def test_no_task_role_or_execution_role_was_denied_anything(e2e: Result) -> None:
+    reached(e2e, "iam")
+    assert e2e.denials == []
 
 
 def test_books_etl_succeeds_through_the_celery_workers(e2e: Result) -> None:
@@ -230,6 +161,14 @@ def test_the_ui_shows_the_dag_and_its_successful_run(e2e: Result) -> None:
     assert DAG_ID in e2e.page_text
     assert e2e.dag_run["dag_run_id"] in e2e.page_text
     assert re.search(r"\bsuccess\b", e2e.page_text, re.IGNORECASE)
+
+
+def test_teardown_stops_every_task_and_database(e2e: Result) -> None:
+    reached(e2e, "teardown")
+    runtime = e2e.teardown_runtime
+    assert runtime["databases"] == {}
+    assert {t["lastStatus"] for t in runtime["tasks"].values()} == {"STOPPED"}
+    assert e2e.leftovers == [], e2e.findings
 
 
 def test_nothing_is_left_running(e2e: Result) -> None:

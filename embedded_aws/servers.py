@@ -18,8 +18,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
-from e2e.procs import Proc, Processes
+from embedded_aws.processes import Proc, Processes
 
+# What the runtime needs from Debian (marker file globs); the launcher installs the missing ones as root.
 APT_PACKAGES = {"postgresql": "/usr/lib/postgresql/*/bin/initdb", "rabbitmq-server": "/usr/sbin/rabbitmqctl"}
 RABBITMQ_BIN = "/usr/lib/rabbitmq/bin"
 
@@ -149,6 +150,10 @@ class Postgres:
                 return
             time.sleep(0.3)
         raise TimeoutError("postgres did not accept connections\n" + self.proc.describe_failure())
+
+    def stop(self) -> None:
+        if self.proc is not None:
+            self.proc.stop()
 
     def sql(self, statement: str, database: str = "postgres") -> list[tuple]:
         import psycopg2  # noqa: PLC0415 - from the venv; only needed once the server runs

@@ -134,7 +134,11 @@ class Processes:
 
 
 def leftovers(marker: str) -> list[int]:
-    """Pids of processes whose environment or command line mentions `marker` (a run directory)."""
+    """Pids of processes whose environment, command line or working directory mentions `marker` (a run directory).
+
+    The working directory counts because setproctitle (Airflow, Celery) overwrites the memory that
+    /proc/<pid>/environ and cmdline show.
+    """
     found = []
     needle = marker.encode()
     for entry in os.listdir("/proc"):
@@ -145,9 +149,10 @@ def leftovers(marker: str) -> list[int]:
                 environ = f.read()
             with open(f"/proc/{entry}/cmdline", "rb") as f:
                 cmdline = f.read()
+            cwd = os.readlink(f"/proc/{entry}/cwd").encode()
         except OSError:
             continue
-        if needle in environ or needle in cmdline:
+        if needle in environ or needle in cmdline or cwd.startswith(needle):
             found.append(int(entry))
     return found
 

@@ -3,13 +3,13 @@
 A container keeps exactly its task definition's environment and secrets. The only changes are:
 
 - host: a Cloud Map name, the RDS endpoint or the ALB name inside a URL becomes 127.0.0.1 and the
-  local port of that endpoint;
+  local port that serves it (a listener that forwards to the instances registered at connect time);
 - port: a port the container listens on (or that others reach it on) is a free local port, set with
   the component's own setting (AIRFLOW__API__PORT, RABBITMQ_NODE_PORT, ...), also inside the
   health check command;
 - bind: listeners bind 127.0.0.1 instead of 0.0.0.0 where the component has a setting for it;
-- aws-endpoint: AWS calls go to the emulator (AWS_ENDPOINT_URL) with its test credentials, which
-  replace the task role's container credentials.
+- aws-endpoint: AWS calls go to the emulator (AWS_ENDPOINT_URL). Credentials are the task role's,
+  from the container credentials endpoint, as on ECS (platform keys, not a rewrite).
 
 Besides those, a process gets only what the image and Fargate give every container (PATH, HOME,
 AIRFLOW_HOME, LANG, HOSTNAME, AWS_REGION, ...): see PLATFORM_KEYS. `Rewrite` records each change.
@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from e2e.stack import Container, Stack
+from embedded_aws.task_definitions import Container
 
 LOCALHOST = "127.0.0.1"
 
@@ -39,6 +39,9 @@ PLATFORM_KEYS = frozenset(
         "HOSTNAME",  # the task's host name on Fargate (here: this machine's)
         "AWS_REGION",  # set by Fargate
         "AWS_DEFAULT_REGION",  # set by Fargate
+        "AWS_CONTAINER_CREDENTIALS_FULL_URI",  # the task role's credentials (ECS sets the relative URI)
+        "AWS_CONTAINER_AUTHORIZATION_TOKEN",
+        "ECS_AGENT_TASK_DIR",  # marks every process of a task (the agent finds strays by it)
         # RabbitMQ's data and config locations (the image's volumes and files)
         "RABBITMQ_MNESIA_BASE",
         "RABBITMQ_LOG_BASE",
@@ -62,7 +65,7 @@ AIRFLOW_BIND_SETTINGS = (
     "AIRFLOW__CELERY__FLOWER_HOST",
     "AIRFLOW__SCHEDULER__SCHEDULER_HEALTH_CHECK_SERVER_HOST",
 )
-AWS_KEYS = ("AWS_ENDPOINT_URL", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY")
+AWS_KEYS = ("AWS_ENDPOINT_URL",)
 HEALTH_CHECK = "healthCheck"  # the Rewrite key of a change to the health check command
 DEFAULT_PORTS = {"http": 80, "https": 443, "amqp": 5672, "amqps": 5671, "postgresql": 5432, "postgres": 5432}
 URL = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://[^\s\"'<>]+")
@@ -79,12 +82,11 @@ class Rewrite:
 
 @dataclass
 class LocalEndpoints:
-    """Where the stack's endpoints are on this machine."""
+    """Where one task's endpoints are on this machine, and where it finds the others."""
 
-    ports: dict[int, int]  # a port in the stack -> the local port serving it
-    hosts: dict[tuple[str, int], tuple[str, int]]  # a (host, port) in the stack -> local (host, port)
+    ports: dict[int, int]  # a port the task listens on -> the local port it listens on instead
+    hosts: dict[tuple[str, int], tuple[str, int]]  # a (host, port) of the stack -> local (host, port)
     aws_endpoint: str
-    aws_credentials: dict[str, str]  # AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY of the emulator
     region: str
     extra_rabbitmq: dict[str, int] = field(default_factory=dict)  # epmd and distribution ports
 
@@ -95,29 +97,12 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def allocate(stack: Stack, aws_endpoint: str, aws_credentials: dict[str, str], region: str) -> LocalEndpoints:
-    """A free local port for every port of the stack and the host map built from the AWS API's names."""
-    stack_ports = {port for c in stack.containers.values() for port in c.ports}
-    stack_ports |= {default for _, default in AIRFLOW_PORT_SETTINGS}
-    stack_ports.add(stack.database[1])
-    ports = {port: free_port() for port in sorted(stack_ports)}
-    hosts: dict[tuple[str, int], tuple[str, int]] = {}
-    for name, dns in stack.discovery.items():
-        for port in stack.containers[name].ports:
-            hosts[(dns, port)] = (LOCALHOST, ports[port])
-    host, port = stack.database
-    hosts[(host, port)] = (LOCALHOST, ports[port])
-    if stack.load_balancer and "api-server" in stack.containers:
-        api_port = int(stack.containers["api-server"].environment.get("AIRFLOW__API__PORT", 8080))
-        hosts[(stack.load_balancer, stack.load_balancer_port)] = (LOCALHOST, ports[api_port])
-    return LocalEndpoints(
-        ports=ports,
-        hosts=hosts,
-        aws_endpoint=aws_endpoint,
-        aws_credentials=aws_credentials,
-        region=region,
-        extra_rabbitmq={"ERL_EPMD_PORT": free_port(), "RABBITMQ_DIST_PORT": free_port()},
-    )
+def task_ports(container: Container) -> dict[int, int]:
+    """A free local port for every port the container listens on (its port mappings and Airflow's)."""
+    ports = set(container.ports)
+    if is_airflow(container):
+        ports |= {int(container.environment.get(key, default)) for key, default in AIRFLOW_PORT_SETTINGS}
+    return {port: free_port() for port in sorted(ports)}
 
 
 def rewrite_urls(value: str, hosts: dict[tuple[str, int], tuple[str, int]]) -> str:
@@ -193,7 +178,7 @@ def localize(container: Container, endpoints: LocalEndpoints, platform: dict[str
             put(key, str(port), "port")
         put("ERL_EPMD_ADDRESS", LOCALHOST, "bind")
         put("RABBITMQ_SERVER_START_ARGS", "-kernel inet_dist_use_interface {127,0,0,1}", "bind")
-        put("RABBITMQ_NODENAME", f"e2e-{endpoints.ports[stack_port]}@localhost", "host")
+        put("RABBITMQ_NODENAME", f"rabbit-{endpoints.ports[stack_port]}@localhost", "host")
     if health:
         local = health
         for stack_port, local_port in endpoints.ports.items():
@@ -203,10 +188,7 @@ def localize(container: Container, endpoints: LocalEndpoints, platform: dict[str
             health = local
 
     if is_airflow(container):
-        # AWS: the emulator's endpoint and credentials instead of the task role.
         put("AWS_ENDPOINT_URL", endpoints.aws_endpoint, "aws-endpoint")
-        for key, value in sorted(endpoints.aws_credentials.items()):
-            put(key, value, "aws-endpoint")
 
     overlap = sorted(set(platform) & set(container.declared_env))
     if overlap:

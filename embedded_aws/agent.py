@@ -1,0 +1,565 @@
+"""The local ECS agent: every task the emulator's ECS holds runs as local processes, and ECS reports the truth.
+
+It lives in the emulator's process (moto's backends are plain objects here) and reconciles twice a
+second, as ECS's scheduler and agent do:
+
+- RDS: each PostgreSQL instance is a local PostgreSQL server (servers.Postgres) with its master user
+  and database; it stops when the instance is deleted;
+- ECS services: desiredCount tasks of the PRIMARY deployment; a new task definition starts a rolling
+  deployment (up to 200 %, an old task stops once a new one is healthy, 100 % minimum healthy); a task
+  that exits or fails its health check is replaced, with a growing delay when it keeps failing;
+  runningCount, pendingCount and the deployments' rolloutState follow the tasks; a deleted service
+  stays DRAINING until its tasks stopped;
+- tasks (services' and RunTask's): `TaskRun` starts the container as a process from its task
+  definition and moves it PROVISIONING -> PENDING -> RUNNING -> STOPPED with exit code, stop code,
+  stoppedReason and health, as ECS reports them;
+- a service task that is RUNNING and not UNHEALTHY is registered in its Cloud Map service and ALB
+  target groups (and deregistered when it stops); target health comes from the target group's own
+  health check; every ALB listener and every Cloud Map name is a local `forwarder.Listener`.
+
+What a user can reach is written to <runtime dir>/runtime.json (UI URL and such) after each change.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import shutil
+import sys
+import threading
+import time
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from moto.ecs.models import ecs_backends
+from moto.elbv2.models import elbv2_backends
+from moto.rds.models import rds_backends
+from moto.servicediscovery.models import servicediscovery_backends
+
+from embedded_aws import ecs_state, servers
+from embedded_aws.forwarder import Listener, free_port
+from embedded_aws.processes import Processes, kill_leftovers, leftovers
+from embedded_aws.task_run import TaskRun
+
+log = logging.getLogger("embedded_aws.agent")
+POLL_SECONDS = 0.5
+TARGET_CHECK_SECONDS = 2.0
+MAX_RESTART_DELAY = 30.0
+LISTENER_PORT_OFFSET = 8000  # an ALB listener on port 80 is served on 127.0.0.1:8080 when that is free
+
+
+@dataclass
+class Settings:
+    runtime_dir: Path  # task directories, databases, runtime.json; emptied at start
+    endpoint_url: str  # the emulator, as tasks reach it
+    credentials_url: str  # the container credentials endpoint, ending in /v2/credentials/
+    credentials_token: str
+    python_bin: Path = field(default_factory=lambda: Path(sys.executable).parent)
+
+
+def regional(backends: Any) -> list[tuple[str, str, Any]]:
+    """(account, region, backend) for every region moto has created a backend in."""
+    found = []
+    for account, by_region in list(backends.items()):
+        for region, backend in list(by_region.items()):
+            found.append((account, region, backend))
+    return found
+
+
+@dataclass
+class Database:
+    key: str  # account/region/instance id
+    address: str
+    port: int  # the endpoint port of the instance
+    postgres: servers.Postgres
+    ready: threading.Event = field(default_factory=threading.Event)
+    error: str = ""
+
+
+class Agent:
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.runs: dict[str, TaskRun] = {}  # task ARN -> its run
+        self.databases: dict[str, Database] = {}
+        self.listeners: dict[str, Listener] = {}  # "lb:<listener arn>" or "dns:<name>:<port>"
+        self.target_checks: dict[tuple[str, str], float] = {}  # (target group, target) -> last check
+        self.failures: dict[str, tuple[int, float]] = {}  # service ARN -> (failures in a row, last stop)
+        self.lock = threading.RLock()
+        self._stop = threading.Event()
+        self._published = ""
+        shutil.rmtree(settings.runtime_dir, ignore_errors=True)
+        settings.runtime_dir.mkdir(parents=True)
+        settings.runtime_dir.chmod(0o755)  # the postgres user must reach its data directory
+
+    # -- loop ---------------------------------------------------------------------------------------
+
+    def start(self) -> None:
+        ecs_state.install()
+        threading.Thread(target=self._loop, name="ecs-agent", daemon=True).start()
+
+    def _loop(self) -> None:
+        while not self._stop.wait(POLL_SECONDS):
+            try:
+                with self.lock:
+                    self.reconcile()
+            except Exception:
+                log.exception("agent reconcile failed")
+
+    def reconcile(self) -> None:
+        self.reconcile_databases()
+        for account, region, ecs in regional(ecs_backends):
+            for cluster_tasks in list(ecs.tasks.values()):
+                for arn, task in list(cluster_tasks.items()):
+                    if arn not in self.runs and getattr(task, "local_status", None) == "PROVISIONING":
+                        self.runs[arn] = TaskRun(self, ecs, task, account, region)
+                        self.runs[arn].start()
+            for service in list(ecs.services.values()):
+                self.schedule(ecs, service)
+        self.reconcile_registrations()
+        self.reconcile_listeners()
+        self.publish()
+
+    def shutdown(self) -> None:
+        """Stop every task (each within its stop timeout, all at once), then the databases and listeners."""
+        self._stop.set()
+        with self.lock:
+            runs = list(self.runs.values())
+        for run in runs:
+            run.request_stop("the emulator is stopping")
+        for run in runs:
+            run.join(timeout=run.stop_timeout + 15)
+        for database in self.databases.values():
+            with contextlib.suppress(Exception):
+                database.postgres.stop()
+        for listener in self.listeners.values():
+            listener.close()
+        kill_leftovers(str(self.settings.runtime_dir))
+
+    # -- RDS ----------------------------------------------------------------------------------------
+
+    def reconcile_databases(self) -> None:
+        seen = set()
+        for account, region, rds in regional(rds_backends):
+            for identifier, instance in list(rds.databases.items()):
+                if not str(instance.engine).startswith("postgres"):
+                    continue
+                key = f"{account}/{region}/{identifier}"
+                seen.add(key)
+                if key not in self.databases:
+                    self.start_database(key, instance)
+        for key in set(self.databases) - seen:
+            database = self.databases.pop(key)
+            threading.Thread(target=self._drop_database, args=(database,), daemon=True).start()
+
+    def start_database(self, key: str, instance: Any) -> None:
+        root = self.settings.runtime_dir / "rds" / key.replace("/", "-")
+        root.mkdir(parents=True, exist_ok=True)
+        postgres = servers.Postgres(Processes(root), root, free_port())
+        database = Database(key, instance.address, int(instance.port), postgres)
+        self.databases[key] = database
+
+        def boot() -> None:
+            try:
+                postgres.start()
+                postgres.create_database(
+                    servers.DatabaseUrl(
+                        instance.master_username, instance._master_user_password, "", 0, instance.db_name or ""
+                    )
+                )
+                database.ready.set()
+            except Exception as exc:  # tasks that need it fail to connect, as with a broken instance
+                database.error = f"{type(exc).__name__}: {exc}"
+                log.exception("database %s failed to start", key)
+
+        threading.Thread(target=boot, name=f"rds-{key}", daemon=True).start()
+
+    def _drop_database(self, database: Database) -> None:
+        with contextlib.suppress(Exception):
+            database.postgres.stop()
+        shutil.rmtree(database.postgres.root.parent, ignore_errors=True)
+
+    # -- services -----------------------------------------------------------------------------------
+
+    def service_runs(self, service: Any) -> list[TaskRun]:
+        return [r for r in self.runs.values() if r.service_arn == service.arn and not r.stopped]
+
+    def schedule(self, ecs: Any, service: Any) -> None:
+        if service.deployment_controller.get("type", "ECS") != "ECS" or not service.deployments:
+            return
+        runs = self.service_runs(service)
+        if service.status != "ACTIVE":
+            for run in runs:
+                run.request_stop(f"Scaling activity initiated by (deployment {run.task.started_by})")
+            if service.status == "DRAINING" and not runs:
+                service.status = "INACTIVE"
+                self.update_counts(service, [])
+            return
+        primary = self.primary_deployment(ecs, service)
+        new = [r for r in runs if r.task.started_by == primary["id"]]
+        old = [r for r in runs if r.task.started_by != primary["id"]]
+        desired = int(service.desired_count)
+        maximum = desired * 2  # maximumPercent 200
+        failures, last = self.failures.get(service.arn, (0, 0.0))
+        delay = min(MAX_RESTART_DELAY, 2.0 ** (failures - 1)) if failures else 0.0
+        if len(new) < desired and len(new) + len(old) < max(maximum, 1) and time.time() - last >= delay:
+            task = self.run_service_task(ecs, service, primary)
+            self.runs[task.task_arn] = TaskRun(self, ecs, task, service.arn.split(":")[4], service.region_name)
+            self.runs[task.task_arn].service_arn = service.arn
+            self.runs[task.task_arn].start()
+            new.append(self.runs[task.task_arn])
+        for run in new[desired:]:  # scaled in: newest first
+            run.request_stop("Task stopped by the service scheduler (desired count lowered)")
+        ready_new = [r for r in new[:desired] if r.ready]
+        ready_old = [r for r in old if r.ready]
+        # minimumHealthyPercent 100: an old task stops only while the ready ones stay >= desired.
+        for run in sorted(old, key=lambda r: r.ready):
+            if not run.ready or len(ready_new) + len(ready_old) - 1 >= desired:
+                run.request_stop(f"Task stopped by the deployment {primary['id']} (replaced)")
+                if run.ready:
+                    ready_old.remove(run)
+        self.update_counts(service, self.service_runs(service), primary)
+
+    def primary_deployment(self, ecs: Any, service: Any) -> dict[str, Any]:
+        definition = ecs.describe_task_definition(service.task_definition).arn
+        primary = service.deployments[0]
+        if primary.get("taskDefinition") != definition or primary.get("local_id") != primary["id"]:
+            known = primary.get("local_id") is not None
+            if known and primary.get("taskDefinition") == definition:  # forced new deployment: same id kept
+                pass
+            stamp = ecs_state.now()
+            replaced = dict(primary, status="ACTIVE", rolloutState="COMPLETED") if known else None
+            new = dict(primary)
+            if known:
+                new["id"] = f"ecs-svc/{int(time.time() * 1000) % 10**19}"
+                new["createdAt"] = stamp
+            new.update(
+                taskDefinition=definition,
+                status="PRIMARY",
+                local_id=new["id"],
+                rolloutState="IN_PROGRESS",
+                rolloutStateReason=f"ECS deployment {new['id']} in progress.",
+                updatedAt=stamp,
+            )
+            service.deployments = [new] + ([replaced] if replaced else [])
+            service.task_definition = definition
+        return service.deployments[0]
+
+    def run_service_task(self, ecs: Any, service: Any, deployment: dict[str, Any]) -> Any:
+        network = service.network_configuration or None
+        tasks = ecs.run_task(
+            service.cluster_name,
+            deployment["taskDefinition"],
+            1,
+            None,
+            deployment["id"],
+            [],
+            service.launch_type or "FARGATE",
+            networking_configuration={"awsvpcConfiguration": network["awsvpcConfiguration"]} if network else None,
+            group=f"service:{service.name}",
+            platform_version=service.platform_version,
+        )
+        return tasks[0]
+
+    def task_stopped(self, run: TaskRun) -> None:
+        """A service task stopped: count a failure unless the scheduler asked for it."""
+        if not run.service_arn:
+            return
+        failures, _ = self.failures.get(run.service_arn, (0, 0.0))
+        if run.stop_requested:
+            self.failures[run.service_arn] = (0, 0.0) if run.ready else (failures, time.time())
+        else:
+            self.failures[run.service_arn] = (failures + 1, time.time())
+            for deployment in self.service_by_arn(run.service_arn, "deployments") or []:
+                if deployment.get("id") == run.task.started_by:
+                    deployment["failedTasks"] = int(deployment.get("failedTasks") or 0) + 1
+
+    def service_by_arn(self, arn: str, attribute: str) -> Any:
+        for _, _, ecs in regional(ecs_backends):
+            for service in list(ecs.services.values()):
+                if service.arn == arn:
+                    return getattr(service, attribute)
+        return None
+
+    def update_counts(self, service: Any, runs: list[TaskRun], primary: dict[str, Any] | None = None) -> None:
+        running = [r for r in runs if r.task.last_status == "RUNNING"]
+        service.running_count = len(running)
+        service.pending_count = len(runs) - len(running)
+        for deployment in service.deployments:
+            mine = [r for r in runs if r.task.started_by == deployment["id"]]
+            deployment["runningCount"] = len([r for r in mine if r.task.last_status == "RUNNING"])
+            deployment["pendingCount"] = len(mine) - deployment["runningCount"]
+            deployment["desiredCount"] = int(service.desired_count) if deployment is primary else 0
+        if primary is not None and primary["rolloutState"] == "IN_PROGRESS":
+            ready = [r for r in runs if r.task.started_by == primary["id"] and r.ready]
+            if len(ready) == int(service.desired_count) and len(runs) == len(ready):
+                primary["rolloutState"] = "COMPLETED"
+                primary["rolloutStateReason"] = f"ECS deployment {primary['id']} completed."
+                primary["updatedAt"] = ecs_state.now()
+                service.deployments = [primary]
+
+    # -- Cloud Map and target groups ----------------------------------------------------------------
+
+    def reconcile_registrations(self) -> None:
+        for run in list(self.runs.values()):
+            if not run.service_arn:
+                continue
+            wanted = run.ready and not run.stopped and not run.stop_requested
+            if wanted and not run.registered:
+                self.register(run)
+            elif not wanted and run.registered:
+                self.deregister(run)
+        for arn, run in list(self.runs.items()):  # forget stopped one-off tasks' runs after a while
+            if run.stopped and not run.registered and time.time() - run.stopped_time > 3600:
+                del self.runs[arn]
+
+    def register(self, run: TaskRun) -> None:
+        service = self.find_service(run.service_arn)
+        if service is None:
+            return
+        discovery = servicediscovery_backends[run.account][run.region]
+        for registry in service.service_registries:
+            service_id = registry["registryArn"].rsplit("/", 1)[-1]
+            attributes = {
+                "AWS_INSTANCE_IPV4": run.ip_address,
+                "ECS_CLUSTER_NAME": service.cluster_name,
+                "ECS_SERVICE_NAME": service.name,
+                "ECS_TASK_DEFINITION_FAMILY": run.family,
+            }
+            with contextlib.suppress(Exception):
+                discovery.register_instance(service_id, run.task.id, run.task.id, attributes)
+                run.registrations.append(("discovery", service_id, run.task.id))
+                run.discovery_names.add(discovery_name(discovery, service_id))
+        elb = elbv2_backends[run.account][run.region]
+        for balancer in service.load_balancers:
+            arn = balancer.get("targetGroupArn")
+            port = int(balancer.get("containerPort") or 0)
+            if arn in elb.target_groups:
+                elb.register_targets(arn, [{"Id": run.ip_address, "Port": port}])
+                registering = ("initial", "Elb.RegistrationInProgress", "Target registration is in progress")
+                ecs_state.TARGET_HEALTH.setdefault(arn, {})[run.ip_address] = registering
+                run.registrations.append(("target", arn, run.ip_address))
+        run.registered = True
+
+    def deregister(self, run: TaskRun) -> None:
+        for kind, where, ident in run.registrations:
+            with contextlib.suppress(Exception):
+                if kind == "discovery":
+                    servicediscovery_backends[run.account][run.region].deregister_instance(where, ident)
+                else:
+                    elbv2_backends[run.account][run.region].deregister_targets(where, [{"Id": ident}])
+                    ecs_state.TARGET_HEALTH.get(where, {}).pop(ident, None)
+        run.registrations.clear()
+        run.registered = False
+
+    def find_service(self, arn: str) -> Any:
+        for _, _, ecs in regional(ecs_backends):
+            for service in list(ecs.services.values()):
+                if service.arn == arn:
+                    return service
+        return None
+
+    def run_for_target(self, target_group_arn: str, target_id: str) -> TaskRun | None:
+        for run in self.runs.values():
+            if ("target", target_group_arn, target_id) in run.registrations:
+                return run
+        return None
+
+    def check_targets(self) -> None:
+        """The target groups' health checks, against the local port of each registered task."""
+        for _, _, elb in regional(elbv2_backends):
+            for group in list(elb.target_groups.values()):
+                for target_id, target in list(group.targets.items()):
+                    run = self.run_for_target(group.arn, target_id)
+                    if run is None:
+                        continue
+                    key = (group.arn, target_id)
+                    if time.time() - self.target_checks.get(key, 0) < TARGET_CHECK_SECONDS:
+                        continue
+                    self.target_checks[key] = time.time()
+                    threading.Thread(
+                        target=self._check_target, args=(group, target_id, target, run), daemon=True
+                    ).start()
+
+    def _check_target(self, group: Any, target_id: str, target: dict[str, Any], run: TaskRun) -> None:
+        port = run.ports.get(int(target.get("Port") or group.port))
+        path = group.health_check_path or "/"
+        matcher = (getattr(group, "matcher", None) or {}).get("HttpCode", "200")
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=5) as answer:
+                code = answer.status
+        except urllib.error.HTTPError as err:
+            code = err.code
+        except OSError as err:
+            ecs_state.TARGET_HEALTH.setdefault(group.arn, {})[target_id] = (
+                "unhealthy",
+                "Target.FailedHealthChecks",
+                f"Health checks failed: {err}",
+            )
+            return
+        mismatch = ("unhealthy", "Target.ResponseCodeMismatch", f"Health checks failed with these codes: [{code}]")
+        state = ("healthy", None, None) if matches(code, matcher) else mismatch
+        ecs_state.TARGET_HEALTH.setdefault(group.arn, {})[target_id] = state
+
+    # -- what clients connect to --------------------------------------------------------------------
+
+    def reconcile_listeners(self) -> None:
+        self.check_targets()
+        for _, _, elb in regional(elbv2_backends):
+            for balancer in list(elb.load_balancers.values()):
+                for listener in list(balancer.listeners.values()):
+                    forward = [a for a in listener.default_actions if a.type == "forward"]
+                    if forward and f"lb:{listener.arn}" not in self.listeners:
+                        group = (
+                            forward[0].data.get("TargetGroupArn")
+                            or forward[0].data["ForwardConfig"]["TargetGroups"][0]["TargetGroupArn"]
+                        )
+                        self.listeners[f"lb:{listener.arn}"] = listen(
+                            f"{balancer.name}:{listener.port}",
+                            lambda g=group: self.healthy_targets(g),
+                            LISTENER_PORT_OFFSET + int(listener.port),
+                        )
+        live = {
+            lb_listener.arn
+            for _, _, elb in regional(elbv2_backends)
+            for b in list(elb.load_balancers.values())
+            for lb_listener in list(b.listeners.values())
+        }
+        for key in [k for k in self.listeners if k.startswith("lb:") and k[3:] not in live]:
+            self.listeners.pop(key).close()
+
+    def healthy_targets(self, group_arn: str) -> list[tuple[str, int]]:
+        found = []
+        for target_id, (state, _, _) in list(ecs_state.TARGET_HEALTH.get(group_arn, {}).items()):
+            run = self.run_for_target(group_arn, target_id)
+            port = run.target_port(group_arn) if run is not None else None
+            if state == "healthy" and port:
+                found.append(("127.0.0.1", port))
+        return found
+
+    def discovery_backends(self, name: str, port: int) -> list[tuple[str, int]]:
+        """Local addresses of the tasks registered under the Cloud Map name `name` (service.namespace)."""
+        found = []
+        for run in list(self.runs.values()):
+            if run.registered and name in run.discovery_names and port in run.ports:
+                found.append(("127.0.0.1", run.ports[port]))
+        return found
+
+    def hosts(self, account: str, region: str) -> dict[tuple[str, int], tuple[str, int]]:
+        """Every (host, port) of the stack a task may name -> the local (host, port) that serves it."""
+        hosts: dict[tuple[str, int], tuple[str, int]] = {}
+        for database in list(self.databases.values()):
+            if database.key.startswith(f"{account}/{region}/"):
+                database.ready.wait(60)  # a task that starts with its instance connects once it is up
+                hosts[(database.address, database.port)] = ("127.0.0.1", database.postgres.port)
+        with self.lock:
+            hosts.update(self._service_hosts(account, region))
+        return hosts
+
+    def _service_hosts(self, account: str, region: str) -> dict[tuple[str, int], tuple[str, int]]:
+        hosts: dict[tuple[str, int], tuple[str, int]] = {}
+        discovery = servicediscovery_backends[account][region]
+        ecs = ecs_backends[account][region]
+        for service in list(ecs.services.values()):
+            if service.status != "ACTIVE":
+                continue
+            definition = ecs.describe_task_definition(service.task_definition)
+            ports = [
+                int(p["containerPort"]) for c in definition.container_definitions for p in c.get("portMappings", [])
+            ]
+            for registry in service.service_registries:
+                name = discovery_name(discovery, registry["registryArn"].rsplit("/", 1)[-1])
+                for port in ports if name else []:
+                    key = f"dns:{name}:{port}"
+                    if key not in self.listeners:
+                        self.listeners[key] = Listener(key, lambda n=name, p=port: self.discovery_backends(n, p))
+                    hosts[(name, port)] = ("127.0.0.1", self.listeners[key].port)
+        elb = elbv2_backends[account][region]
+        for balancer in list(elb.load_balancers.values()):
+            for listener in list(balancer.listeners.values()):
+                local = self.listeners.get(f"lb:{listener.arn}")
+                if local:
+                    hosts[(balancer.dns_name, int(listener.port))] = ("127.0.0.1", local.port)
+        return hosts
+
+    def publish(self) -> None:
+        """runtime.json: the local URL of each ALB listener, the tasks and the databases."""
+        balancers = {}
+        for _, _, elb in regional(elbv2_backends):
+            for balancer in list(elb.load_balancers.values()):
+                for listener in list(balancer.listeners.values()):
+                    local = self.listeners.get(f"lb:{listener.arn}")
+                    if local:
+                        balancers[f"{balancer.dns_name}:{listener.port}"] = {
+                            "name": balancer.name,
+                            "url": f"http://127.0.0.1:{local.port}",
+                            "healthy_targets": len(local.backends()),
+                        }
+        services = {
+            f"{service.cluster_name}/{service.name}": {
+                "status": service.status,
+                "desiredCount": service.desired_count,
+                "runningCount": service.running_count,
+                "rolloutState": service.deployments[0].get("rolloutState") if service.deployments else None,
+            }
+            for _, _, ecs in regional(ecs_backends)
+            for service in list(ecs.services.values())
+        }
+        state = {
+            "pid": os.getpid(),
+            "load_balancers": balancers,
+            "services": services,
+            "tasks": {
+                run.task.id: {
+                    "family": run.family,
+                    "group": run.task.group,
+                    "lastStatus": run.task.last_status,
+                    "healthStatus": run.task.health_status,
+                    "exitCode": run.exit_code,
+                    "stoppedReason": run.task.stopped_reason,
+                    "directory": str(run.directory),
+                    "environment_keys": run.environment_keys,
+                    "task_role": (getattr(run.definition, "task_role_arn", None) or "").rsplit("/", 1)[-1],
+                }
+                for run in list(self.runs.values())
+            },
+            "databases": {
+                d.key: {"port": d.postgres.port, "ready": d.ready.is_set(), "error": d.error}
+                for d in self.databases.values()
+            },
+            "leftover_processes": [] if self.runs or self.databases else leftovers(str(self.settings.runtime_dir)),
+        }
+        text = json.dumps(state, indent=2, sort_keys=True, default=str)
+        if text != self._published:
+            path = self.settings.runtime_dir / "runtime.json"
+            path.with_suffix(".tmp").write_text(text)
+            path.with_suffix(".tmp").replace(path)
+            self._published = text
+
+
+def listen(name: str, backends: Any, preferred: int) -> Listener:
+    """A listener on the preferred local port (8080 for an ALB's 80), or a free one when it is taken."""
+    try:
+        return Listener(name, backends, preferred)
+    except OSError:
+        return Listener(name, backends)
+
+
+def discovery_name(discovery: Any, service_id: str) -> str:
+    service = discovery.services.get(service_id)
+    if service is None:
+        return ""
+    namespace = discovery.namespaces.get(service.namespace_id)
+    return f"{service.name}.{namespace.name}" if namespace else ""
+
+
+def matches(code: int, matcher: str) -> bool:
+    """An ELB matcher: "200", "200,302" or "200-299"."""
+    for part in matcher.split(","):
+        low, _, high = part.strip().partition("-")
+        if int(low) <= code <= int(high or low):
+            return True
+    return False

@@ -1,0 +1,170 @@
+"""ECS, ELB and Cloud Map state the way AWS reports it, written by the local agent instead of invented by moto.
+
+moto 5.2 answers RunTask with a task that is RUNNING and advances itself to STOPPED with exit code 0,
+builds one container from the first container definition, and fixes a service's counts and
+deployments at create/update time. With the runtime on (`install()`), the agent owns that state:
+
+- a new task starts PROVISIONING with one container per container definition (no exit code, health
+  UNKNOWN); only the agent moves it on (`set_status`), describe no longer advances it;
+- StopTask sets desiredStatus STOPPED and the reason; the agent stops the processes and reports STOPPED;
+- UpdateService keeps the counts the agent wrote (moto sets runningCount = desiredCount);
+- DeleteService leaves the service DRAINING until the agent has stopped its tasks (then INACTIVE);
+- DescribeTargetHealth reports what the agent's health checks saw;
+- Cloud Map refuses to delete a service that still has instances, as AWS does (ResourceInUse).
+
+Pinned to moto 5.2.5 (requirements.lock); tests/integration/test_local_agent.py checks this layer through the API.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from moto.core.exceptions import JsonRESTError
+from moto.ecs import models as ecs
+from moto.elbv2 import models as elbv2
+from moto.servicediscovery import models as servicediscovery
+
+_installed: list[bool] = []  # [True] once install() patched moto
+# target group ARN -> target id -> (state, reason, description), written by the agent.
+TARGET_HEALTH: dict[str, dict[str, tuple[str, str | None, str | None]]] = {}
+
+
+def now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _container(task_definition: ecs.TaskDefinition, definition: dict[str, Any]) -> ecs.Container:
+    container = ecs.Container(task_definition)
+    container.name = definition.get("name")
+    container.image = definition.get("image")
+    container.cpu = definition.get("cpu", 0)
+    container.memory = definition.get("memory")
+    container.environment = definition.get("environment")
+    container.command = definition.get("command")
+    container.last_status = "PENDING"
+    container.exitCode = None
+    container.health_status = "UNKNOWN" if definition.get("healthCheck") else None
+    container.reason = None
+    return container
+
+
+def install() -> None:
+    """Patch moto's ECS, ELBv2 and Cloud Map models (once per process)."""
+    if _installed:
+        return
+    _installed.append(True)
+    _patch_tasks()
+    _patch_services()
+    _patch_target_health()
+    _patch_discovery()
+
+
+def _patch_tasks() -> None:
+    task_init = ecs.Task.__init__
+
+    def init(self: ecs.Task, *args: Any, **kwargs: Any) -> None:
+        task_init(self, *args, **kwargs)
+        definition = kwargs.get("task_definition") or args[1]
+        self.local_status = "PROVISIONING"
+        self.containers = [_container(definition, d) for d in definition.container_definitions]
+        self.created_at = now()
+        self.health_status = "UNKNOWN"
+        self.cpu = definition.cpu
+        self.memory = definition.memory
+        self.stop_code = None
+        self.started_at = self.stopped_at = self.stopping_at = self.pull_started_at = None
+
+    def get_status(self: ecs.Task) -> str | None:
+        local = getattr(self, "local_status", None)
+        return local if local is not None else ecs.ManagedState.status.fget(self)  # type: ignore[attr-defined]
+
+    def put_status(self: ecs.Task, value: str) -> None:
+        if getattr(self, "local_status", None) is None:  # a task from before install(): moto's own
+            self.status = value
+
+    ecs.Task.__init__ = init
+    ecs.Task.last_status = property(get_status, put_status)
+
+    stop_task = ecs.EC2ContainerServiceBackend.stop_task
+
+    def stop(self: ecs.EC2ContainerServiceBackend, cluster_str: str, task_str: str, reason: str) -> ecs.Task:
+        task = stop_task(self, cluster_str, task_str, reason)
+        if task.local_status not in (None, "STOPPED"):
+            task.stopping_at = task.stopping_at or now()
+            task.stop_code = task.stop_code or "UserInitiated"
+        return task
+
+    ecs.EC2ContainerServiceBackend.stop_task = stop
+
+
+def _patch_services() -> None:
+    update_service = ecs.EC2ContainerServiceBackend.update_service
+
+    def update(self: ecs.EC2ContainerServiceBackend, properties: dict[str, Any]) -> ecs.Service:
+        service = self._get_service(properties.get("cluster", "default"), properties["service"].split("/")[-1])
+        counts = service.running_count, service.pending_count
+        service = update_service(self, properties)
+        service.running_count, service.pending_count = counts
+        return service
+
+    ecs.EC2ContainerServiceBackend.update_service = update
+
+    delete_service = ecs.EC2ContainerServiceBackend.delete_service
+
+    def delete(self: ecs.EC2ContainerServiceBackend, cluster_name: str, service_name: str, force: bool) -> ecs.Service:
+        service = delete_service(self, cluster_name, service_name, force)
+        service.status = "DRAINING"  # the agent makes it INACTIVE once its tasks stopped
+        service.desired_count = 0
+        return service
+
+    ecs.EC2ContainerServiceBackend.delete_service = delete
+
+
+def _patch_target_health() -> None:
+    health_for = elbv2.FakeTargetGroup.health_for
+
+    def target_health(self: elbv2.FakeTargetGroup, target: dict[str, Any], ec2_backend: Any) -> Any:
+        seen = TARGET_HEALTH.get(self.arn, {}).get(target["Id"])
+        if seen is None or target["Id"] not in self.targets:
+            return health_for(self, target, ec2_backend)
+        state, reason, description = seen
+        port = self.targets[target["Id"]].get("Port", self.port)
+        return elbv2.FakeHealthStatus(target["Id"], port, self.health_check_port, state, reason, description)
+
+    elbv2.FakeTargetGroup.health_for = target_health
+
+
+def _patch_discovery() -> None:
+    delete_discovery_service = servicediscovery.ServiceDiscoveryBackend.delete_service
+
+    def delete_discovery(self: servicediscovery.ServiceDiscoveryBackend, service_id: str) -> None:
+        service = self.services.get(service_id)
+        if service is not None and service.instances:
+            raise ResourceInUse(f"Service {service_id} has registered instances; deregister them first")
+        delete_discovery_service(self, service_id)
+
+    servicediscovery.ServiceDiscoveryBackend.delete_service = delete_discovery
+
+
+class ResourceInUse(JsonRESTError):
+    def __init__(self, message: str) -> None:
+        super().__init__("ResourceInUse", message)
+
+
+def set_status(task: ecs.Task, status: str) -> None:
+    """Move a task to `status`, with the timestamps ECS sets on the way."""
+    task.local_status = status
+    stamp = now()
+    if status == "PENDING" and task.pull_started_at is None:
+        task.pull_started_at = stamp
+    if status == "RUNNING":
+        task.started_at = task.started_at or stamp
+        task.connectivity = "CONNECTED"
+        task.connectivity_at = task.started_at
+    if status in ("DEACTIVATING", "STOPPING"):
+        task.stopping_at = task.stopping_at or stamp
+    if status == "STOPPED":
+        task.stopped_at = stamp
+        task.desired_status = "STOPPED"
+        task.execution_stopped_at = stamp

@@ -1,0 +1,316 @@
+"""The local ECS agent (embedded_aws/agent.py): tasks really run, and ECS reports what happened.
+
+One emulator with the runtime on (enforced IAM, container credentials) for the module. The task
+definitions use the apache/airflow image with `bash -c` commands, which the agent runs as the
+image's entrypoint would, so each case takes seconds. The whole stack on the runtime is tests/e2e.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from ansible_runner import run_module
+from emulator import start_emulator
+
+pytestmark = pytest.mark.xdist_group("local_agent")
+
+CLUSTER = "agent"
+IMAGE = "apache/airflow:3.3.2"
+TRUST = {
+    "Version": "2012-10-17",
+    "Statement": [{"Effect": "Allow", "Principal": {"Service": "ecs-tasks.amazonaws.com"}, "Action": "sts:AssumeRole"}],
+}
+
+
+@pytest.fixture(scope="module")
+def runtime(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict]:
+    state = tmp_path_factory.mktemp("agent")
+    emulator = start_emulator(state / "moto.log", runtime=True)
+    try:
+        ec2 = emulator.client("ec2")
+        vpc = ec2.create_vpc(CidrBlock="10.0.0.0/16")["Vpc"]["VpcId"]
+        ec2.modify_vpc_attribute(VpcId=vpc, EnableDnsHostnames={"Value": True})
+        subnet = ec2.create_subnet(VpcId=vpc, CidrBlock="10.0.1.0/24")["Subnet"]["SubnetId"]
+        group = ec2.create_security_group(GroupName="tasks", Description="tasks", VpcId=vpc)["GroupId"]
+        iam = emulator.client("iam")
+        roles = {}
+        for name in ("execution", "task"):
+            roles[name] = iam.create_role(RoleName=name, AssumeRolePolicyDocument=json.dumps(TRUST))["Role"]["Arn"]
+        secret = emulator.client("secretsmanager").create_secret(Name="app", SecretString='{"token": "s3cr3t"}')["ARN"]
+        iam.put_role_policy(
+            RoleName="execution",
+            PolicyName="secrets",
+            PolicyDocument=json.dumps(
+                {
+                    "Version": "2012-10-17",
+                    "Statement": [{"Effect": "Allow", "Action": "secretsmanager:GetSecretValue", "Resource": secret}],
+                }
+            ),
+        )
+        emulator.client("ecs").create_cluster(clusterName=CLUSTER)
+        network = {"awsvpcConfiguration": {"subnets": [subnet], "securityGroups": [group]}}
+        yield {"emulator": emulator, "network": network, "roles": roles, "secret": secret}
+    finally:
+        emulator.stop()
+
+
+def register(runtime: dict, family: str, command: str = "true", **container: object) -> str:
+    definition = {"name": "main", "image": IMAGE, "memory": 512, "essential": True, "command": ["bash", "-c", command]}
+    definition.update(container)
+    return (
+        runtime["emulator"]
+        .client("ecs")
+        .register_task_definition(
+            family=family,
+            networkMode="awsvpc",
+            requiresCompatibilities=["FARGATE"],
+            cpu="256",
+            memory="512",
+            executionRoleArn=runtime["roles"]["execution"],
+            taskRoleArn=runtime["roles"]["task"],
+            containerDefinitions=[definition],
+        )["taskDefinition"]["taskDefinitionArn"]
+    )
+
+
+def run_and_wait(runtime: dict, definition: str, timeout: float = 60) -> dict:
+    ecs = runtime["emulator"].client("ecs")
+    arn = ecs.run_task(
+        cluster=CLUSTER, taskDefinition=definition, launchType="FARGATE", networkConfiguration=runtime["network"]
+    )["tasks"][0]["taskArn"]
+    return wait_task(runtime, arn, "STOPPED", timeout)
+
+
+def wait_task(runtime: dict, arn: str, status: str, timeout: float = 60) -> dict:
+    ecs = runtime["emulator"].client("ecs")
+    deadline = time.monotonic() + timeout
+    while True:
+        task = ecs.describe_tasks(cluster=CLUSTER, tasks=[arn])["tasks"][0]
+        if task["lastStatus"] == status or time.monotonic() > deadline:
+            return task
+        time.sleep(0.5)
+
+
+def task_log(runtime: dict, task: dict) -> str:
+    directory = Path(runtime["emulator"].runtime()["tasks"][task["taskArn"].rsplit("/", 1)[-1]]["directory"])
+    return "".join(p.read_text() for p in (directory / "logs").glob("*.log"))
+
+
+def test_a_task_runs_its_command_and_reports_its_exit_code(runtime: dict) -> None:
+    task = run_and_wait(runtime, register(runtime, "exit-three", "echo started; exit 3"))
+    assert task["lastStatus"] == "STOPPED" and task["desiredStatus"] == "STOPPED"
+    assert task["stopCode"] == "EssentialContainerExited"
+    assert task["stoppedReason"] == "Essential container in task exited"
+    assert [c["exitCode"] for c in task["containers"]] == [3]
+    assert {"createdAt", "startedAt", "stoppedAt"} <= task.keys()
+    assert "started" in task_log(runtime, task)
+
+
+def test_a_migration_that_exits_non_zero_fails_the_deploy_with_its_exit_code(runtime: dict) -> None:
+    """What the deploy's migrate step (library/ecs_run_task) sees; moto alone reported exit 0."""
+    register(runtime, "migrate", "echo 'migration failed' >&2; exit 7")
+    network = runtime["network"]["awsvpcConfiguration"]
+    result = run_module(
+        "ecs_run_task",
+        {
+            "cluster": CLUSTER,
+            "task_definition": "migrate",
+            "network_configuration": {"subnets": network["subnets"], "security_groups": network["securityGroups"]},
+            "wait_timeout": 60,
+            "poll_interval": 1,
+        },
+        env=runtime["emulator"].env(),
+    )
+    assert result.get("failed"), result
+    assert "container main exited with code 7" in result["msg"], result["msg"]
+
+
+def test_the_task_environment_has_the_secrets_read_with_the_execution_role(runtime: dict) -> None:
+    command = 'test "$TOKEN" = s3cr3t && test -z "$AWS_ACCESS_KEY_ID" && test -n "$AWS_CONTAINER_CREDENTIALS_FULL_URI"'
+    secrets = [{"name": "TOKEN", "valueFrom": f"{runtime['secret']}:token::"}]
+    task = run_and_wait(runtime, register(runtime, "with-secret", command, secrets=secrets))
+    assert [c["exitCode"] for c in task["containers"]] == [0], task_log(runtime, task)
+
+
+@pytest.mark.parametrize(
+    ("family", "container", "reason"),
+    [
+        ("unknown-image", {"image": "example.com/unknown:1"}, "CannotPullContainerError"),
+        ("no-binary", {"entryPoint": ["no-such-binary"]}, 'CannotStartContainerError: .* exec: "no-such-binary"'),
+        (
+            "missing-secret",
+            {
+                "secrets": [
+                    {"name": "X", "valueFrom": "arn:aws:secretsmanager:us-east-1:123456789012:secret:nope-AbCdEf"}
+                ]
+            },
+            "ResourceInitializationError: unable to pull secrets",
+        ),
+    ],
+)
+def test_a_task_that_cannot_start_stops_with_the_reason_ecs_gives(
+    runtime: dict, family: str, container: dict, reason: str
+) -> None:
+    task = run_and_wait(runtime, register(runtime, family, **container))
+    assert task["lastStatus"] == "STOPPED"
+    assert task["stopCode"] == "TaskFailedToStart", task
+    assert re.search(reason, task["stoppedReason"]), task["stoppedReason"]
+    assert [c.get("exitCode") for c in task["containers"]] == [None]
+
+
+def test_the_task_role_is_judged_by_enforced_iam(runtime: dict) -> None:
+    """Without s3:ListAllMyBuckets the call fails with AccessDenied naming it; granting it makes the task pass."""
+    command = 'python -c \'import boto3; print(boto3.client("s3").list_buckets()["Buckets"])\''
+    definition = register(runtime, "lists-buckets", command)
+    denied = run_and_wait(runtime, definition)
+    assert [c["exitCode"] for c in denied["containers"]] == [1]
+    assert "AccessDenied" in task_log(runtime, denied)
+    decisions = [json.loads(line) for line in runtime["emulator"].iam_log.read_text().splitlines()]
+    assert {"principal": "task", "action": "s3:ListAllMyBuckets", "allowed": False} in [
+        {
+            "principal": d["principal"].split("/")[1] if "assumed-role" in d["principal"] else "",
+            "action": d["action"],
+            "allowed": d["allowed"],
+        }
+        for d in decisions
+    ]
+    runtime["emulator"].client("iam").put_role_policy(
+        RoleName="task",
+        PolicyName="list",
+        PolicyDocument=json.dumps(
+            {
+                "Version": "2012-10-17",
+                "Statement": [{"Effect": "Allow", "Action": "s3:ListAllMyBuckets", "Resource": "*"}],
+            }
+        ),
+    )
+    allowed = run_and_wait(runtime, definition)
+    assert [c["exitCode"] for c in allowed["containers"]] == [0], task_log(runtime, allowed)
+
+
+def service(runtime: dict, name: str) -> dict:
+    return runtime["emulator"].client("ecs").describe_services(cluster=CLUSTER, services=[name])["services"][0]
+
+
+def wait_service(runtime: dict, name: str, check, timeout: float = 60) -> dict:
+    deadline = time.monotonic() + timeout
+    while True:
+        current = service(runtime, name)
+        if check(current) or time.monotonic() > deadline:
+            return current
+        time.sleep(0.5)
+
+
+def running_tasks(runtime: dict, name: str) -> list[dict]:
+    ecs = runtime["emulator"].client("ecs")
+    arns = ecs.list_tasks(cluster=CLUSTER, desiredStatus="RUNNING")["taskArns"]
+    tasks = ecs.describe_tasks(cluster=CLUSTER, tasks=arns)["tasks"] if arns else []
+    return [t for t in tasks if t["group"] == f"service:{name}" and t["lastStatus"] == "RUNNING"]
+
+
+def test_a_service_keeps_desired_count_tasks_running_and_replaces_one_that_dies(runtime: dict) -> None:
+    ecs = runtime["emulator"].client("ecs")
+    definition = register(
+        runtime, "sleeper", "sleep 600", healthCheck={"command": ["CMD-SHELL", "true"], "interval": 5, "retries": 2}
+    )
+    ecs.create_service(
+        cluster=CLUSTER,
+        serviceName="sleeper",
+        taskDefinition=definition,
+        desiredCount=2,
+        launchType="FARGATE",
+        networkConfiguration=runtime["network"],
+    )
+    steady = wait_service(runtime, "sleeper", lambda s: s["deployments"][0]["rolloutState"] == "COMPLETED")
+    assert (steady["runningCount"], steady["pendingCount"]) == (2, 0), steady
+    tasks = running_tasks(runtime, "sleeper")
+    assert len(tasks) == 2 and {t["healthStatus"] for t in tasks} == {"HEALTHY"}
+
+    # A task's process dies out of band: ECS reports its exit and the scheduler starts another.
+    victim = tasks[0]
+    directory = runtime["emulator"].runtime()["tasks"][victim["taskArn"].rsplit("/", 1)[-1]]["directory"]
+    from embedded_aws.processes import leftovers  # noqa: PLC0415
+
+    for pid in leftovers(directory):
+        os.kill(pid, signal.SIGKILL)
+    stopped = wait_task(runtime, victim["taskArn"], "STOPPED")
+    assert [c["exitCode"] for c in stopped["containers"]] == [137]
+    replaced = wait_service(
+        runtime, "sleeper", lambda s: s["runningCount"] == 2 and len(running_tasks(runtime, "sleeper")) == 2
+    )
+    assert replaced["runningCount"] == 2
+    assert victim["taskArn"] not in [t["taskArn"] for t in running_tasks(runtime, "sleeper")]
+
+    # Scaled to zero and deleted: every task stops, the service ends INACTIVE.
+    ecs.update_service(cluster=CLUSTER, service="sleeper", desiredCount=0)
+    ecs.delete_service(cluster=CLUSTER, service="sleeper")
+    gone = wait_service(runtime, "sleeper", lambda s: s["status"] == "INACTIVE")
+    assert gone["status"] == "INACTIVE" and gone["runningCount"] == 0
+    assert running_tasks(runtime, "sleeper") == []
+
+
+def test_a_new_task_definition_rolls_the_service_over(runtime: dict) -> None:
+    ecs = runtime["emulator"].client("ecs")
+    first = register(runtime, "rolling", "sleep 600")
+    ecs.create_service(
+        cluster=CLUSTER,
+        serviceName="rolling",
+        taskDefinition=first,
+        desiredCount=1,
+        launchType="FARGATE",
+        networkConfiguration=runtime["network"],
+    )
+    wait_service(runtime, "rolling", lambda s: s["runningCount"] == 1)
+    old = running_tasks(runtime, "rolling")[0]
+    second = register(runtime, "rolling", "sleep 601")
+    ecs.update_service(cluster=CLUSTER, service="rolling", taskDefinition=second)
+    done = wait_service(
+        runtime,
+        "rolling",
+        lambda s: (
+            len(s["deployments"]) == 1
+            and s["deployments"][0]["taskDefinition"] == second
+            and s["deployments"][0]["rolloutState"] == "COMPLETED"
+        ),
+    )
+    assert done["deployments"][0]["taskDefinition"] == second, done["deployments"]
+    (new,) = running_tasks(runtime, "rolling")
+    assert new["taskDefinitionArn"] == second
+    assert wait_task(runtime, old["taskArn"], "STOPPED")["lastStatus"] == "STOPPED"
+    ecs.delete_service(cluster=CLUSTER, service="rolling", force=True)
+
+
+def test_a_service_task_that_fails_its_health_check_is_stopped_and_replaced(runtime: dict) -> None:
+    ecs = runtime["emulator"].client("ecs")
+    definition = register(
+        runtime,
+        "sick",
+        "sleep 600",
+        healthCheck={"command": ["CMD-SHELL", "exit 1"], "interval": 5, "retries": 1, "startPeriod": 0},
+    )
+    ecs.create_service(
+        cluster=CLUSTER,
+        serviceName="sick",
+        taskDefinition=definition,
+        desiredCount=1,
+        launchType="FARGATE",
+        networkConfiguration=runtime["network"],
+    )
+    deadline = time.monotonic() + 60
+    stopped: list[dict] = []
+    while not stopped and time.monotonic() < deadline:
+        arns = ecs.list_tasks(cluster=CLUSTER, desiredStatus="STOPPED")["taskArns"]
+        tasks = ecs.describe_tasks(cluster=CLUSTER, tasks=arns)["tasks"] if arns else []
+        stopped = [t for t in tasks if t["group"] == "service:sick" and t["lastStatus"] == "STOPPED"]
+        time.sleep(0.5)
+    assert stopped, "the unhealthy task was never stopped"
+    assert stopped[0]["stoppedReason"] == "Task failed container health checks"
+    assert stopped[0]["healthStatus"] == "UNHEALTHY"
+    ecs.delete_service(cluster=CLUSTER, service="sick", force=True)
