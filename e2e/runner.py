@@ -72,6 +72,7 @@ class Result:
     task_environ: dict[str, dict] = field(default_factory=dict)  # service -> the agent's view of its task
     rerun_changed: int | None = None  # changed= of a second site.yml while the stack runs
     restarted: list[str] = field(default_factory=list)  # task groups whose task the second run replaced
+    target_health_after_rerun: list[dict] = field(default_factory=list)
     dag_run: dict = field(default_factory=dict)
     stray_runs: list[dict] = field(default_factory=list)
     task_instances: list[dict] = field(default_factory=list)
@@ -189,6 +190,10 @@ class E2ERun:
             if t["lastStatus"] == "RUNNING"
         }
         self.result.restarted = sorted(group for group, task in before.items() if after.get(group) != task)
+        elb = self.client("elbv2")
+        for group in elb.describe_target_groups()["TargetGroups"]:
+            health = elb.describe_target_health(TargetGroupArn=group["TargetGroupArn"])
+            self.result.target_health_after_rerun += health["TargetHealthDescriptions"]
 
     def wait_for_ui(self) -> None:
         assert self.emulator is not None

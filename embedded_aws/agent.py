@@ -432,8 +432,19 @@ class Agent:
             self.listeners.pop(key).close()
 
     def healthy_targets(self, group_arn: str) -> list[tuple[str, int]]:
+        """Where the listener may forward: targets still registered in the group and healthy."""
+        registered = next(
+            (
+                set(elb.target_groups[group_arn].targets)
+                for _, _, elb in regional(elbv2_backends)
+                if group_arn in elb.target_groups
+            ),
+            set(),
+        )
         found = []
         for target_id, (state, _, _) in list(ecs_state.TARGET_HEALTH.get(group_arn, {}).items()):
+            if target_id not in registered:
+                continue
             run = self.run_for_target(group_arn, target_id)
             port = run.target_port(group_arn) if run is not None else None
             if state == "healthy" and port:

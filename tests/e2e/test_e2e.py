@@ -52,9 +52,11 @@ def test_ecs_reports_every_service_running_and_healthy(e2e: Result) -> None:
 
 
 def test_a_second_deploy_changes_nothing_and_restarts_nothing(e2e: Result) -> None:
+    """Nor does it deregister the api-server task ECS registered in the target group (the UI stays up)."""
     reached(e2e, "deploy again")
     assert e2e.rerun_changed == 0
     assert e2e.restarted == []
+    assert [t["TargetHealth"]["State"] for t in e2e.target_health_after_rerun] == ["healthy"]
 
 
 def test_service_tasks_are_registered_in_cloud_map(e2e: Result) -> None:
