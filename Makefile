@@ -16,6 +16,10 @@ PYTEST_ARGS   ?=
 # The embedded emulator is used for the emulator inventory unless AWS_ENDPOINT_URL points elsewhere.
 USE_EMULATOR := $(if $(AWS_ENDPOINT_URL),,$(filter inventories/emulator%,$(INVENTORY)))
 PLAYBOOK_ENV := $(if $(USE_EMULATOR),AWS_ENDPOINT_URL=http://127.0.0.1:$(EMULATOR_PORT))
+# On the emulator, site.yml and teardown.yml run as a deployer user holding exactly the deployer policy
+# (IAM is enforced there), so a missing permission fails here as it would in a restricted account.
+DEPLOYER_POLICY := .state/emulator/deployer-policy.json
+AS_DEPLOYER := $(if $(USE_EMULATOR),$(PLAYBOOK_ENV) $(BIN)/ansible-playbook -i $(INVENTORY) deployer_policy.yml -e deployer_policy_file=$(abspath $(DEPLOYER_POLICY)) && eval "$$(scripts/emulator deployer-env --policy $(DEPLOYER_POLICY))" &&)
 
 .PHONY: help venv lock deploy teardown check deployer-policy emulator-start emulator-stop emulator-status lint test e2e bench cost clean
 
@@ -44,14 +48,14 @@ emulator-status:
 	@scripts/emulator status
 
 deploy: venv $(if $(USE_EMULATOR),emulator-start) ## Deploy the stack (emulator: it then runs here; INVENTORY=inventories/aws for AWS)
-	$(PLAYBOOK_ENV) $(BIN)/ansible-playbook -i $(INVENTORY) site.yml $(ARGS)
+	$(AS_DEPLOYER) $(PLAYBOOK_ENV) $(BIN)/ansible-playbook -i $(INVENTORY) site.yml $(ARGS)
 	$(if $(USE_EMULATOR),@scripts/emulator wait)
 
 check: venv $(if $(USE_EMULATOR),emulator-start) ## Dry-run the deploy: --check --diff
 	$(PLAYBOOK_ENV) $(BIN)/ansible-playbook -i $(INVENTORY) site.yml --check --diff $(ARGS)
 
 teardown: venv $(if $(USE_EMULATOR),emulator-start) ## Remove every resource of the stack (emulator: and stop it)
-	$(PLAYBOOK_ENV) $(BIN)/ansible-playbook -i $(INVENTORY) teardown.yml $(ARGS)
+	$(AS_DEPLOYER) $(PLAYBOOK_ENV) $(BIN)/ansible-playbook -i $(INVENTORY) teardown.yml $(ARGS)
 	$(if $(USE_EMULATOR),@scripts/emulator stop)
 
 deployer-policy: venv $(if $(USE_EMULATOR),emulator-start) ## Write the deployer's least-privilege IAM policy for the inventory's stack to .state/

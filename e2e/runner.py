@@ -26,7 +26,7 @@ from typing import Any
 from e2e import browser
 from e2e.airflow_api import AirflowApi
 from embedded_aws import servers
-from embedded_aws.launcher import Emulator, start_emulator, wait_for_ui
+from embedded_aws.launcher import Emulator, deployer_keys, start_emulator, wait_for_ui
 from embedded_aws.processes import Processes, leftovers
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -105,6 +105,7 @@ class E2ERun:
         self.result = Result(self.run_dir)
         self.procs = Processes(self.run_dir)  # Chromium
         self.emulator: Emulator | None = None
+        self.deployer_env: dict[str, str] = {}
         self.site = None
         self.api: AirflowApi | None = None
 
@@ -166,7 +167,15 @@ class E2ERun:
         from ansible_runner import run_playbook  # noqa: PLC0415 - tests/ is on sys.path from here on
 
         self.emulator = start_emulator(self.run_dir / "moto.log", runtime=True)
-        play = run_playbook("site.yml", self.emulator.env())
+        # As `make deploy` does: the playbooks run as a deployer holding exactly the deployer policy.
+        policy = self.run_dir / "deployer-policy.json"
+        play = run_playbook(
+            "deployer_policy.yml", self.emulator.env(), extra_vars={"deployer_policy_file": str(policy)}
+        )
+        if play.returncode != 0:
+            raise RuntimeError(f"deployer_policy.yml failed (exit {play.returncode}):\n{play.output[-4000:]}")
+        self.deployer_env = {**self.emulator.env(), **deployer_keys(self.emulator, policy, self.run_dir / "key.json")}
+        play = run_playbook("site.yml", self.deployer_env)
         if play.returncode != 0:
             raise RuntimeError(f"site.yml failed (exit {play.returncode}):\n{play.output[-4000:]}")
 
@@ -180,7 +189,7 @@ class E2ERun:
             for task_id, t in self.emulator.runtime()["tasks"].items()
             if t["lastStatus"] == "RUNNING"
         }
-        play = run_playbook("site.yml", self.emulator.env())
+        play = run_playbook("site.yml", self.deployer_env)
         if play.returncode != 0:
             raise RuntimeError(f"the second site.yml failed (exit {play.returncode}):\n{play.output[-4000:]}")
         self.result.rerun_changed = play.changed
@@ -424,7 +433,7 @@ class E2ERun:
         from ansible_runner import run_playbook  # noqa: PLC0415
 
         assert self.emulator is not None
-        play = run_playbook("teardown.yml", self.emulator.env())
+        play = run_playbook("teardown.yml", self.deployer_env)
         if play.returncode != 0:
             raise RuntimeError(f"teardown.yml failed (exit {play.returncode}):\n{play.output[-4000:]}")
         deadline = time.monotonic() + 30

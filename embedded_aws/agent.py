@@ -76,6 +76,8 @@ class Database:
     address: str
     port: int  # the endpoint port of the instance
     postgres: servers.Postgres
+    user: str = ""
+    password: str = ""  # the master password the server has; ModifyDBInstance may change it
     ready: threading.Event = field(default_factory=threading.Event)
     error: str = ""
 
@@ -151,6 +153,11 @@ class Agent:
                 seen.add(key)
                 if key not in self.databases:
                     self.start_database(key, instance)
+                database = self.databases[key]
+                wanted = instance._master_user_password or ""
+                if database.ready.is_set() and wanted and wanted != database.password:
+                    database.postgres.set_password(database.user, wanted)  # as RDS applies a new master password
+                    database.password = wanted
         for key in set(self.databases) - seen:
             database = self.databases.pop(key)
             threading.Thread(target=self._drop_database, args=(database,), daemon=True).start()
@@ -159,7 +166,14 @@ class Agent:
         root = self.settings.runtime_dir / "rds" / key.replace("/", "-")
         root.mkdir(parents=True, exist_ok=True)
         postgres = servers.Postgres(Processes(root), root, free_port())
-        database = Database(key, instance.address, int(instance.port), postgres)
+        database = Database(
+            key,
+            instance.address,
+            int(instance.port),
+            postgres,
+            instance.master_username,
+            instance._master_user_password or "",
+        )
         self.databases[key] = database
 
         def boot() -> None:
@@ -172,7 +186,8 @@ class Agent:
                 )
                 database.ready.set()
             except Exception as exc:  # tasks that need it fail to connect, as with a broken instance
-                database.error = f"{type(exc).__name__}: {exc}"
+                detail = (getattr(exc, "stderr", None) or b"").decode(errors="replace").strip()
+                database.error = f"{type(exc).__name__}: {exc} {detail}".strip()
                 log.exception("database %s failed to start", key)
 
         threading.Thread(target=boot, name=f"rds-{key}", daemon=True).start()

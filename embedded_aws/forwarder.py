@@ -33,7 +33,6 @@ class Listener:
         self.port = self.server.getsockname()[1]
         self._turn = itertools.count()
         self._closed = threading.Event()
-        self.connections = 0
         threading.Thread(target=self._accept, name=f"listener-{name}", daemon=True).start()
 
     def _accept(self) -> None:
@@ -56,7 +55,6 @@ class Listener:
             client.close()
             return
         upstream.settimeout(None)
-        self.connections += 1
         back = threading.Thread(target=_pump, args=(upstream, client), daemon=True)
         back.start()
         _pump(client, upstream)

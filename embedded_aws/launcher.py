@@ -1,12 +1,14 @@
 """The one way to start the embedded emulator: make (scripts/emulator), the tests and molecule use it.
 
-    python -m embedded_aws.launcher start|stop|status|reset|wait [--state-dir .state/emulator] [--port 5000]
+    python -m embedded_aws.launcher start|stop|status|reset|wait|deployer-env [--state-dir .state/emulator]
 
 With the runtime on (the default; EMBEDDED_AWS_RUNTIME=off turns it off), the emulator runs the local
 ECS agent: every task and database it holds runs on this machine, task roles get their credentials
 from the container credentials endpoint, and IAM is enforced (the deployer keeps the admin key
 testing/testing). Infrastructure-only tests turn it off; the emulator then only answers the API.
-`wait` waits until every ALB listener has a healthy target and prints the Airflow UI's local URL.
+`wait` waits until every service is steady and the ALB listener has a healthy target, and prints the
+UI's local URL; `deployer-env --policy FILE` prints the key of a deployer user holding exactly that
+policy, which `make deploy` and `make teardown` use instead of the administrator key.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from pathlib import Path
 import boto3
 
 from embedded_aws import servers
+from embedded_aws.processes import alive, kill_leftovers
 
 ROOT = Path(__file__).resolve().parent.parent
 REGION = "us-east-1"
@@ -76,6 +79,16 @@ def check_prerequisites() -> None:
             f"the local runtime needs the Debian packages {', '.join(servers.APT_PACKAGES)}; installing the "
             f"missing ones failed: {err} {detail}"
         ) from err
+
+
+def check_traversable(runtime_dir: Path) -> None:
+    """PostgreSQL runs as the postgres user: every existing parent of the runtime directory must let it through."""
+    for parent in [runtime_dir, *runtime_dir.parents]:
+        if parent.exists() and not parent.stat().st_mode & 0o001:
+            raise SystemExit(
+                f"the local runtime directory {runtime_dir} is out of reach of the postgres user: {parent} has mode "
+                f"{parent.stat().st_mode & 0o777:o}; use a directory whose parents are world-searchable (o+x)"
+            )
 
 
 @dataclass
@@ -132,17 +145,7 @@ class Emulator:
             with contextlib.suppress(subprocess.TimeoutExpired):
                 self.process.wait(timeout=10)
         if self.runtime_dir is not None:
-            from embedded_aws.processes import kill_leftovers  # noqa: PLC0415
-
             kill_leftovers(f"{self.runtime_dir}/")  # the tasks' processes, not the emulator's own marker
-
-
-def alive(pid: int) -> bool:
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().split(") ", 1)[1][0] != "Z"
-    except (OSError, IndexError):
-        return False
 
 
 def start_emulator(
@@ -164,6 +167,7 @@ def start_emulator(
     if runtime_wanted(runtime):
         check_prerequisites()
         runtime_dir = (runtime_dir or log_path.parent / "runtime").resolve()
+        check_traversable(runtime_dir)
         env.update(
             EMBEDDED_AWS_RUNTIME_DIR=str(runtime_dir),
             EMBEDDED_AWS_CREDENTIALS_PORT=str(free_port()),
@@ -224,6 +228,33 @@ def _answers(url: str) -> bool:
         return False
 
 
+DEPLOYER = "airflow-ecs-deployer"
+
+
+def deployer_keys(emulator: Emulator, policy_file: Path, saved: Path) -> dict[str, str]:
+    """The deployer IAM user with exactly the project's deployer policy (make deployer-policy), and its key.
+
+    The key is kept in `saved` and reused while the emulator still knows it; the policy is put every
+    time, so a changed policy applies to the next run.
+    """
+    iam = emulator.client("iam")
+    with contextlib.suppress(iam.exceptions.EntityAlreadyExistsException):
+        iam.create_user(UserName=DEPLOYER)
+    iam.put_user_policy(UserName=DEPLOYER, PolicyName="airflow-ecs-deployer", PolicyDocument=policy_file.read_text())
+    known = {k["AccessKeyId"] for k in iam.list_access_keys(UserName=DEPLOYER)["AccessKeyMetadata"]}
+    with contextlib.suppress(OSError, ValueError):
+        keys = json.loads(saved.read_text())
+        if keys["AWS_ACCESS_KEY_ID"] in known:
+            return keys
+    for key in known:  # at most two keys per user
+        iam.delete_access_key(UserName=DEPLOYER, AccessKeyId=key)
+    key = iam.create_access_key(UserName=DEPLOYER)["AccessKey"]
+    keys = {"AWS_ACCESS_KEY_ID": key["AccessKeyId"], "AWS_SECRET_ACCESS_KEY": key["SecretAccessKey"]}
+    saved.write_text(json.dumps(keys))
+    saved.chmod(0o600)
+    return keys
+
+
 def wait_for_ui(emulator: Emulator, timeout: float) -> str:
     """Wait until the stack is steady (see wait_until_steady); returns the UI's local URL."""
     return wait_until_steady(emulator, timeout)[1]
@@ -257,7 +288,8 @@ def wait_until_steady(emulator: Emulator, timeout: float) -> tuple[str, str]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m embedded_aws.launcher", description=__doc__.splitlines()[0])
-    parser.add_argument("command", choices=["start", "stop", "status", "reset", "wait"])
+    parser.add_argument("command", choices=["start", "stop", "status", "reset", "wait", "deployer-env"])
+    parser.add_argument("--policy", type=Path, help="deployer-env: the deployer policy file (make deployer-policy)")
     parser.add_argument("--state-dir", type=Path, default=ROOT / ".state" / "emulator")
     parser.add_argument("--port", type=int, default=int(os.environ.get("EMULATOR_PORT", "5000")))
     parser.add_argument("--timeout", type=float, default=240)
@@ -299,6 +331,10 @@ def main(argv: list[str] | None = None) -> int:
     elif args.command == "reset":
         running.reset()
         print(f"emulator at {running.url} reset")
+    elif args.command == "deployer-env":
+        # Shell assignments for the deploy: the deployer user's key instead of the emulator's administrator.
+        keys = deployer_keys(running, args.policy, state_dir / "deployer-key.json")
+        print("\n".join(f"export {name}={value}" for name, value in keys.items()))
     elif args.command == "wait":
         if running.runtime_dir is None:
             print(f"{RUNTIME_SWITCH}=off: nothing runs locally")

@@ -163,16 +163,17 @@ def kill_leftovers(marker: str, grace: float = 5.0) -> list[int]:
         with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGTERM)
     deadline = time.monotonic() + grace
-    while pids and time.monotonic() < deadline and any(_exists(p) for p in pids):
+    while pids and time.monotonic() < deadline and any(alive(p) for p in pids):
         time.sleep(0.2)
     for pid in pids:
-        if _exists(pid):
+        if alive(pid):
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
     return pids
 
 
-def _exists(pid: int) -> bool:
+def alive(pid: int) -> bool:
+    """The process exists and is not a zombie."""
     try:
         with open(f"/proc/{pid}/stat") as f:
             return f.read().split(") ", 1)[1][0] != "Z"

@@ -1,7 +1,7 @@
-"""The managed services of the stack, on loopback: PostgreSQL for RDS, RabbitMQ for the broker container.
+"""What the local runtime takes from Debian: PostgreSQL for each RDS instance, RabbitMQ's files for its container.
 
-Both come from Debian packages (installed when missing) and run without systemd, as children of
-the runner with their data in the run directory.
+Both come from Debian packages (the launcher installs them when missing) and run without systemd,
+as children of the emulator with their data in the runtime directory.
 """
 
 from __future__ import annotations
@@ -10,13 +10,11 @@ import glob
 import os
 import pwd
 import secrets
-import shutil
 import signal
 import subprocess
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import unquote, urlsplit
 
 from embedded_aws.processes import Proc, Processes
 
@@ -43,40 +41,6 @@ class DatabaseUrl:
     host: str
     port: int
     database: str
-
-
-def parse_db_url(url: str) -> DatabaseUrl:
-    """postgresql+psycopg2://user:pass@host:port/db (also with a `db+` result backend prefix)."""
-    parts = urlsplit(url)
-    return DatabaseUrl(
-        user=unquote(parts.username or ""),
-        password=unquote(parts.password or ""),
-        host=parts.hostname or "",
-        port=parts.port or 5432,
-        database=parts.path.lstrip("/"),
-    )
-
-
-@dataclass
-class BrokerUrl:
-    user: str
-    password: str
-    host: str
-    port: int
-    vhost: str
-
-
-def parse_broker_url(url: str) -> BrokerUrl:
-    """amqp://user:pass@host:port/vhost — the vhost is the path without its leading slash ('' is '/')."""
-    parts = urlsplit(url)
-    path = parts.path[1:] if parts.path.startswith("/") else parts.path
-    return BrokerUrl(
-        user=unquote(parts.username or ""),
-        password=unquote(parts.password or ""),
-        host=parts.hostname or "",
-        port=parts.port or 5672,
-        vhost=unquote(path) or "/",
-    )
 
 
 class Postgres:
@@ -155,18 +119,6 @@ class Postgres:
         if self.proc is not None:
             self.proc.stop()
 
-    def sql(self, statement: str, database: str = "postgres") -> list[tuple]:
-        import psycopg2  # noqa: PLC0415 - from the venv; only needed once the server runs
-
-        conn = psycopg2.connect(host=str(self.socket_dir), port=self.port, user="postgres", dbname=database)
-        conn.autocommit = True
-        try:
-            with conn.cursor() as cur:
-                cur.execute(statement)
-                return cur.fetchall() if cur.description else []
-        finally:
-            conn.close()
-
     def create_database(self, db: DatabaseUrl) -> None:
         """What RDS does with the master user: a login role owning the named database."""
         import psycopg2  # noqa: PLC0415
@@ -187,8 +139,17 @@ class Postgres:
         finally:
             conn.close()
 
-    def connections(self) -> int:
-        return int(self.sql("SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'client backend'")[0][0])
+    def set_password(self, user: str, password: str) -> None:
+        import psycopg2  # noqa: PLC0415
+        from psycopg2 import sql  # noqa: PLC0415
+
+        conn = psycopg2.connect(host=str(self.socket_dir), port=self.port, user="postgres", dbname="postgres")
+        conn.autocommit = True
+        try:
+            with conn.cursor() as cur:
+                cur.execute(sql.SQL("ALTER ROLE {} PASSWORD {}").format(sql.Identifier(user), sql.Literal(password)))
+        finally:
+            conn.close()
 
 
 def prepare_rabbitmq_files(root: Path) -> dict[str, str]:
@@ -210,39 +171,3 @@ def prepare_rabbitmq_files(root: Path) -> dict[str, str]:
         "RABBITMQ_ENABLED_PLUGINS_FILE": str(base / "enabled_plugins"),
         "RABBITMQ_PID_FILE": str(base / "rabbitmq.pid"),
     }
-
-
-def rabbitmqctl(env: dict[str, str], *args: str, timeout: float = 60) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [f"{RABBITMQ_BIN}/rabbitmqctl", *args], env=env, capture_output=True, text=True, timeout=timeout, check=False
-    )
-
-
-def start_rabbitmq(procs: Processes, env: dict[str, str], cwd: Path, timeout: float = 90) -> tuple[Proc, Proc]:
-    """epmd, then rabbitmq-server with the container's environment; waits until the broker runs."""
-    epmd = procs.start(
-        "epmd", [shutil.which("epmd", path=env["PATH"]) or "epmd", "-port", env["ERL_EPMD_PORT"]], env, cwd
-    )
-    server = procs.start("rabbitmq", [f"{RABBITMQ_BIN}/rabbitmq-server"], env, cwd, stop_timeout=30)
-    waited = rabbitmqctl(env, "wait", "--timeout", str(int(timeout)), env["RABBITMQ_PID_FILE"], timeout=timeout + 10)
-    if waited.returncode != 0 or not server.alive():
-        raise RuntimeError(f"rabbitmq did not start: {waited.stdout}{waited.stderr}\n" + server.describe_failure())
-    return epmd, server
-
-
-def ensure_broker_account(env: dict[str, str], broker: BrokerUrl) -> list[str]:
-    """Make sure the broker URL's user can use its vhost; returns what had to be created (should be nothing)."""
-    created = []
-    vhosts = rabbitmqctl(env, "-q", "list_vhosts", "name").stdout.split()
-    if broker.vhost not in vhosts:
-        rabbitmqctl(env, "add_vhost", broker.vhost)
-        created.append(f"vhost {broker.vhost!r}")
-    if rabbitmqctl(env, "authenticate_user", broker.user, broker.password).returncode != 0:
-        if rabbitmqctl(env, "add_user", broker.user, broker.password).returncode != 0:
-            rabbitmqctl(env, "change_password", broker.user, broker.password)
-        created.append(f"user {broker.user!r}")
-    permissions = rabbitmqctl(env, "-q", "list_user_permissions", broker.user).stdout.split()
-    if broker.vhost not in permissions:
-        rabbitmqctl(env, "set_permissions", "-p", broker.vhost, broker.user, ".*", ".*", ".*")
-        created.append(f"permissions of {broker.user!r} on {broker.vhost!r}")
-    return created

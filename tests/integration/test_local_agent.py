@@ -10,7 +10,9 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import signal
+import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -30,8 +32,9 @@ TRUST = {
 
 
 @pytest.fixture(scope="module")
-def runtime(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict]:
-    state = tmp_path_factory.mktemp("agent")
+def runtime() -> Iterator[dict]:
+    state = Path(tempfile.mkdtemp(prefix="airflow-agent-"))
+    state.chmod(0o755)  # the postgres user must reach the databases' directories
     emulator = start_emulator(state / "moto.log", runtime=True)
     try:
         ec2 = emulator.client("ec2")
@@ -59,6 +62,7 @@ def runtime(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict]:
         yield {"emulator": emulator, "network": network, "roles": roles, "secret": secret}
     finally:
         emulator.stop()
+        shutil.rmtree(state, ignore_errors=True)
 
 
 def register(runtime: dict, family: str, command: str = "true", **container: object) -> str:
@@ -195,6 +199,17 @@ def test_the_task_role_is_judged_by_enforced_iam(runtime: dict) -> None:
     assert [c["exitCode"] for c in allowed["containers"]] == [0], task_log(runtime, allowed)
 
 
+def create_service(runtime: dict, name: str, definition: str, count: int) -> None:
+    runtime["emulator"].client("ecs").create_service(
+        cluster=CLUSTER,
+        serviceName=name,
+        taskDefinition=definition,
+        desiredCount=count,
+        launchType="FARGATE",
+        networkConfiguration=runtime["network"],
+    )
+
+
 def service(runtime: dict, name: str) -> dict:
     return runtime["emulator"].client("ecs").describe_services(cluster=CLUSTER, services=[name])["services"][0]
 
@@ -220,14 +235,7 @@ def test_a_service_keeps_desired_count_tasks_running_and_replaces_one_that_dies(
     definition = register(
         runtime, "sleeper", "sleep 600", healthCheck={"command": ["CMD-SHELL", "true"], "interval": 5, "retries": 2}
     )
-    ecs.create_service(
-        cluster=CLUSTER,
-        serviceName="sleeper",
-        taskDefinition=definition,
-        desiredCount=2,
-        launchType="FARGATE",
-        networkConfiguration=runtime["network"],
-    )
+    create_service(runtime, "sleeper", definition, 2)
     steady = wait_service(runtime, "sleeper", lambda s: s["deployments"][0]["rolloutState"] == "COMPLETED")
     assert (steady["runningCount"], steady["pendingCount"]) == (2, 0), steady
     tasks = running_tasks(runtime, "sleeper")
@@ -259,14 +267,7 @@ def test_a_service_keeps_desired_count_tasks_running_and_replaces_one_that_dies(
 def test_a_new_task_definition_rolls_the_service_over(runtime: dict) -> None:
     ecs = runtime["emulator"].client("ecs")
     first = register(runtime, "rolling", "sleep 600")
-    ecs.create_service(
-        cluster=CLUSTER,
-        serviceName="rolling",
-        taskDefinition=first,
-        desiredCount=1,
-        launchType="FARGATE",
-        networkConfiguration=runtime["network"],
-    )
+    create_service(runtime, "rolling", first, 1)
     wait_service(runtime, "rolling", lambda s: s["runningCount"] == 1)
     old = running_tasks(runtime, "rolling")[0]
     second = register(runtime, "rolling", "sleep 601")
@@ -295,14 +296,7 @@ def test_a_service_task_that_fails_its_health_check_is_stopped_and_replaced(runt
         "sleep 600",
         healthCheck={"command": ["CMD-SHELL", "exit 1"], "interval": 5, "retries": 1, "startPeriod": 0},
     )
-    ecs.create_service(
-        cluster=CLUSTER,
-        serviceName="sick",
-        taskDefinition=definition,
-        desiredCount=1,
-        launchType="FARGATE",
-        networkConfiguration=runtime["network"],
-    )
+    create_service(runtime, "sick", definition, 1)
     deadline = time.monotonic() + 60
     stopped: list[dict] = []
     while not stopped and time.monotonic() < deadline:
@@ -314,3 +308,57 @@ def test_a_service_task_that_fails_its_health_check_is_stopped_and_replaced(runt
     assert stopped[0]["stoppedReason"] == "Task failed container health checks"
     assert stopped[0]["healthStatus"] == "UNHEALTHY"
     ecs.delete_service(cluster=CLUSTER, service="sick", force=True)
+
+
+def connect(port: int, password: str):
+    import psycopg2  # noqa: PLC0415 - the venv's (Airflow's postgres provider)
+
+    return psycopg2.connect(
+        host="127.0.0.1", port=port, user="master", password=password, dbname="app", connect_timeout=5
+    )
+
+
+def wait_database(runtime: dict, present: bool, timeout: float = 60) -> dict:
+    deadline = time.monotonic() + timeout
+    while True:
+        databases = runtime["emulator"].runtime().get("databases", {})
+        ready = [d for d in databases.values() if d["ready"]]
+        if (bool(ready) if present else not databases) or time.monotonic() > deadline:
+            return databases
+        time.sleep(0.5)
+
+
+def test_an_rds_instance_is_a_postgresql_server_with_its_master_user_and_database(runtime: dict) -> None:
+    rds = runtime["emulator"].client("rds")
+    rds.create_db_instance(
+        DBInstanceIdentifier="metadata",
+        Engine="postgres",
+        EngineVersion="16.4",
+        DBInstanceClass="db.t4g.micro",
+        AllocatedStorage=20,
+        MasterUsername="master",
+        MasterUserPassword="first-password",
+        DBName="app",
+    )
+    (database,) = wait_database(runtime, present=True).values()
+    with connect(database["port"], "first-password") as conn, conn.cursor() as cur:
+        cur.execute("SELECT current_database(), current_user")
+        assert cur.fetchone() == ("app", "master")
+
+    # A new master password (ModifyDBInstance, as a rotation does) is what the server then accepts.
+    rds.modify_db_instance(DBInstanceIdentifier="metadata", MasterUserPassword="second-password", ApplyImmediately=True)
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            connect(database["port"], "second-password").close()
+            break
+        except Exception:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.5)
+
+    rds.delete_db_instance(DBInstanceIdentifier="metadata", SkipFinalSnapshot=True)
+    assert wait_database(runtime, present=False) == {}
+    from embedded_aws.processes import leftovers  # noqa: PLC0415
+
+    assert leftovers(f"{runtime['emulator'].runtime_dir}/rds") == []
