@@ -239,29 +239,34 @@ class Agent:
         self.update_counts(service, self.service_runs(service), primary)
 
     def primary_deployment(self, ecs: Any, service: Any) -> dict[str, Any]:
+        """The PRIMARY deployment; a new task definition or a forced deployment starts a new one.
+
+        `local_id` marks a deployment the agent runs; moto rewrites the id in place for
+        forceNewDeployment, which is how a forced deployment shows here.
+        """
         definition = ecs.describe_task_definition(service.task_definition).arn
         primary = service.deployments[0]
-        if primary.get("taskDefinition") != definition or primary.get("local_id") != primary["id"]:
-            known = primary.get("local_id") is not None
-            if known and primary.get("taskDefinition") == definition:  # forced new deployment: same id kept
-                pass
-            stamp = ecs_state.now()
-            replaced = dict(primary, status="ACTIVE", rolloutState="COMPLETED") if known else None
-            new = dict(primary)
-            if known:
+        if primary.get("local_id") == primary["id"] and primary.get("taskDefinition") == definition:
+            return primary
+        stamp = ecs_state.now()
+        earlier = []
+        new = dict(primary)
+        if primary.get("local_id") is not None:  # the agent ran the previous one: it goes on as ACTIVE
+            earlier = [dict(primary, id=primary["local_id"], status="ACTIVE"), *service.deployments[1:]]
+            if new["id"] == primary["local_id"]:
                 new["id"] = f"ecs-svc/{int(time.time() * 1000) % 10**19}"
-                new["createdAt"] = stamp
-            new.update(
-                taskDefinition=definition,
-                status="PRIMARY",
-                local_id=new["id"],
-                rolloutState="IN_PROGRESS",
-                rolloutStateReason=f"ECS deployment {new['id']} in progress.",
-                updatedAt=stamp,
-            )
-            service.deployments = [new] + ([replaced] if replaced else [])
-            service.task_definition = definition
-        return service.deployments[0]
+            new.update(createdAt=stamp, failedTasks=0)
+        new.update(
+            taskDefinition=definition,
+            status="PRIMARY",
+            local_id=new["id"],
+            rolloutState="IN_PROGRESS",
+            rolloutStateReason=f"ECS deployment {new['id']} in progress.",
+            updatedAt=stamp,
+        )
+        service.deployments = [new, *earlier]
+        service.task_definition = definition
+        return new
 
     def run_service_task(self, ecs: Any, service: Any, deployment: dict[str, Any]) -> Any:
         network = service.network_configuration or None

@@ -285,6 +285,24 @@ def test_a_new_task_definition_rolls_the_service_over(runtime: dict) -> None:
     (new,) = running_tasks(runtime, "rolling")
     assert new["taskDefinitionArn"] == second
     assert wait_task(runtime, old["taskArn"], "STOPPED")["lastStatus"] == "STOPPED"
+
+    # A forced new deployment (same task definition) replaces the task too.
+    ecs.update_service(cluster=CLUSTER, service="rolling", forceNewDeployment=True)
+
+    def replaced_by_the_forced_deployment(current: dict) -> bool:
+        (deployment,) = current["deployments"][:1]
+        tasks = running_tasks(runtime, "rolling")
+        return (
+            len(current["deployments"]) == 1
+            and deployment["rolloutState"] == "COMPLETED"
+            and [t["startedBy"] for t in tasks] == [deployment["id"]]
+            and tasks[0]["taskArn"] != new["taskArn"]
+        )
+
+    forced = wait_service(runtime, "rolling", replaced_by_the_forced_deployment)
+    assert forced["deployments"][0]["rolloutState"] == "COMPLETED", forced["deployments"]
+    (newest,) = running_tasks(runtime, "rolling")
+    assert newest["taskArn"] != new["taskArn"] and newest["startedBy"] == forced["deployments"][0]["id"]
     ecs.delete_service(cluster=CLUSTER, service="rolling", force=True)
 
 
