@@ -57,6 +57,9 @@ def start_agent() -> None:
     """The local ECS agent, when EMBEDDED_AWS_RUNTIME_DIR is set; SIGTERM/SIGINT stop its tasks first."""
     runtime_dir = os.environ.get("EMBEDDED_AWS_RUNTIME_DIR")
     if not runtime_dir:
+        from embedded_aws import ecs_state  # noqa: PLC0415
+
+        ecs_state.install_api_only()
         return
     from embedded_aws.agent import Agent, Settings  # noqa: PLC0415 - only with the runtime on
 

@@ -25,6 +25,7 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import math
 import os
 import shutil
 import sys
@@ -214,13 +215,17 @@ class Agent:
                 self.update_counts(service, [])
             return
         primary = self.primary_deployment(ecs, service)
+        self.circuit_breaker(service, primary)
+        primary = service.deployments[0]
         new = [r for r in runs if r.task.started_by == primary["id"]]
         old = [r for r in runs if r.task.started_by != primary["id"]]
         desired = int(service.desired_count)
-        maximum = desired * 2  # maximumPercent 200
+        configuration = getattr(service, "deployment_configuration", None) or {}
+        maximum = max(1, desired * int(configuration.get("maximumPercent", 200)) // 100)
+        minimum = math.ceil(desired * int(configuration.get("minimumHealthyPercent", 100)) / 100)
         failures, last = self.failures.get(service.arn, (0, 0.0))
         delay = min(MAX_RESTART_DELAY, 2.0 ** (failures - 1)) if failures else 0.0
-        if len(new) < desired and len(new) + len(old) < max(maximum, 1) and time.time() - last >= delay:
+        if len(new) < desired and len(new) + len(old) < maximum and time.time() - last >= delay:
             task = self.run_service_task(ecs, service, primary)
             self.runs[task.task_arn] = TaskRun(self, ecs, task, service.arn.split(":")[4], service.region_name)
             self.runs[task.task_arn].service_arn = service.arn
@@ -230,43 +235,43 @@ class Agent:
             run.request_stop("Task stopped by the service scheduler (desired count lowered)")
         ready_new = [r for r in new[:desired] if r.ready]
         ready_old = [r for r in old if r.ready]
-        # minimumHealthyPercent 100: an old task stops only while the ready ones stay >= desired.
+        # minimumHealthyPercent: an old task stops only while the ready ones stay at or above the minimum.
         for run in sorted(old, key=lambda r: r.ready):
-            if not run.ready or len(ready_new) + len(ready_old) - 1 >= desired:
+            if not run.ready or len(ready_new) + len(ready_old) - 1 >= minimum:
                 run.request_stop(f"Task stopped by the deployment {primary['id']} (replaced)")
                 if run.ready:
                     ready_old.remove(run)
         self.update_counts(service, self.service_runs(service), primary)
 
     def primary_deployment(self, ecs: Any, service: Any) -> dict[str, Any]:
-        """The PRIMARY deployment; a new task definition or a forced deployment starts a new one.
-
-        `local_id` marks a deployment the agent runs; moto rewrites the id in place for
-        forceNewDeployment, which is how a forced deployment shows here.
-        """
-        definition = ecs.describe_task_definition(service.task_definition).arn
+        """The PRIMARY deployment, adopting moto's first one; UpdateService starts the next (ecs_state)."""
         primary = service.deployments[0]
-        if primary.get("local_id") == primary["id"] and primary.get("taskDefinition") == definition:
-            return primary
-        stamp = ecs_state.now()
-        earlier = []
-        new = dict(primary)
-        if primary.get("local_id") is not None:  # the agent ran the previous one: it goes on as ACTIVE
-            earlier = [dict(primary, id=primary["local_id"], status="ACTIVE"), *service.deployments[1:]]
-            if new["id"] == primary["local_id"]:
-                new["id"] = f"ecs-svc/{int(time.time() * 1000) % 10**19}"
-            new.update(createdAt=stamp, failedTasks=0)
-        new.update(
-            taskDefinition=definition,
-            status="PRIMARY",
-            local_id=new["id"],
-            rolloutState="IN_PROGRESS",
-            rolloutStateReason=f"ECS deployment {new['id']} in progress.",
-            updatedAt=stamp,
+        if primary.get("local_id") != primary["id"]:
+            ecs_state.start_deployment(service, ecs.describe_task_definition(service.task_definition).arn)
+        return service.deployments[0]
+
+    def circuit_breaker(self, service: Any, primary: dict[str, Any]) -> None:
+        """ECS's deployment circuit breaker: enough failed tasks fail the deployment, and roll back when asked."""
+        breaker = (getattr(service, "deployment_configuration", None) or {}).get("deploymentCircuitBreaker") or {}
+        threshold = max(3, min(200, math.ceil(0.5 * int(service.desired_count))))
+        if not breaker.get("enable") or primary["rolloutState"] != "IN_PROGRESS":
+            return
+        if int(primary.get("failedTasks") or 0) < threshold:
+            return
+        primary["rolloutState"] = "FAILED"
+        primary["rolloutStateReason"] = "ECS deployment circuit breaker: tasks failed to start."
+        service.events.insert(
+            0,
+            {
+                "id": primary["id"],
+                "createdAt": ecs_state.now(),
+                "message": f"(service {service.name}) (deployment {primary['id']}) deployment failed: "
+                "tasks failed to start.",
+            },
         )
-        service.deployments = [new, *earlier]
-        service.task_definition = definition
-        return new
+        earlier = next((d for d in service.deployments[1:] if d.get("rolloutState") == "COMPLETED"), None)
+        if breaker.get("rollback") and earlier is not None:
+            ecs_state.start_deployment(service, earlier["taskDefinition"], rollback_of=primary)
 
     def run_service_task(self, ecs: Any, service: Any, deployment: dict[str, Any]) -> Any:
         network = service.network_configuration or None
@@ -285,17 +290,21 @@ class Agent:
         return tasks[0]
 
     def task_stopped(self, run: TaskRun) -> None:
-        """A service task stopped: count a failure unless the scheduler asked for it."""
+        """A service task stopped: a failure when it exited by itself or failed its health check.
+
+        A failure delays the next start (doubling up to MAX_RESTART_DELAY) and, while its deployment
+        is in progress, counts toward the circuit breaker; a task that became healthy resets the delay.
+        """
         if not run.service_arn:
             return
         failures, _ = self.failures.get(run.service_arn, (0, 0.0))
-        if run.stop_requested:
-            self.failures[run.service_arn] = (0, 0.0) if run.ready else (failures, time.time())
-        else:
-            self.failures[run.service_arn] = (failures + 1, time.time())
-            for deployment in self.service_by_arn(run.service_arn, "deployments") or []:
-                if deployment.get("id") == run.task.started_by:
-                    deployment["failedTasks"] = int(deployment.get("failedTasks") or 0) + 1
+        if run.stop_initiator in ("scheduler", "user"):
+            self.failures[run.service_arn] = (0, 0.0) if run.became_ready else (failures, time.time())
+            return
+        self.failures[run.service_arn] = (0 if run.became_ready else failures + 1, time.time())
+        for deployment in self.service_by_arn(run.service_arn, "deployments") or []:
+            if deployment.get("id") == run.task.started_by and deployment.get("rolloutState") == "IN_PROGRESS":
+                deployment["failedTasks"] = int(deployment.get("failedTasks") or 0) + 1
 
     def service_by_arn(self, arn: str, attribute: str) -> Any:
         for _, _, ecs in regional(ecs_backends):

@@ -12,16 +12,23 @@ deployments at create/update time. With the runtime on (`install()`), the agent 
 - DescribeTargetHealth reports what the agent's health checks saw;
 - Cloud Map refuses to delete a service that still has instances, as AWS does (ResourceInUse).
 
+In both modes CreateService keeps its deploymentConfiguration (moto drops it; it keeps it only from
+an update). With the runtime off (`install_api_only()`), nothing runs: a service reports every
+deployment COMPLETED with runningCount = desiredCount at once, so a deploy that waits for steady
+state does not wait on the emulator.
+
 Pinned to moto 5.2.5 (requirements.lock); tests/integration/test_local_agent.py checks this layer through the API.
 """
 
 from __future__ import annotations
 
+import time
 from datetime import UTC, datetime
 from typing import Any
 
 from moto.core.exceptions import JsonRESTError
 from moto.ecs import models as ecs
+from moto.ecs.responses import EC2ContainerServiceResponse
 from moto.elbv2 import models as elbv2
 from moto.servicediscovery import models as servicediscovery
 
@@ -49,11 +56,53 @@ def _container(task_definition: ecs.TaskDefinition, definition: dict[str, Any]) 
     return container
 
 
+def _keep_deployment_configuration() -> None:
+    create_service = EC2ContainerServiceResponse.create_service
+
+    def create(self: EC2ContainerServiceResponse) -> Any:
+        result = create_service(self)
+        configuration = self._get_param("deploymentConfiguration")
+        if configuration:
+            cluster, name = self._get_param("cluster", "default"), self._get_param("serviceName")
+            self.ecs_backend._get_service(cluster, name).deployment_configuration = configuration
+        return result
+
+    EC2ContainerServiceResponse.create_service = create
+
+
+def install_api_only() -> None:
+    """Without the runtime: services are steady as soon as they are created or updated."""
+    _keep_deployment_configuration()
+    service_init = ecs.Service.__init__
+
+    def steady(service: ecs.Service, definition: str | None) -> None:
+        service.running_count, service.pending_count = service.desired_count, 0
+        for deployment in service.deployments:
+            deployment.update(runningCount=service.desired_count, pendingCount=0, rolloutState="COMPLETED")
+            deployment.update(desiredCount=service.desired_count, taskDefinition=definition)
+            deployment["rolloutStateReason"] = f"ECS deployment {deployment['id']} completed."
+
+    def init(self: ecs.Service, *args: Any, **kwargs: Any) -> None:
+        service_init(self, *args, **kwargs)
+        steady(self, self.task_definition)
+
+    update_service = ecs.EC2ContainerServiceBackend.update_service
+
+    def update(self: ecs.EC2ContainerServiceBackend, properties: dict[str, Any]) -> ecs.Service:
+        service = update_service(self, properties)
+        steady(service, self.describe_task_definition(service.task_definition).arn)
+        return service
+
+    ecs.Service.__init__ = init
+    ecs.EC2ContainerServiceBackend.update_service = update
+
+
 def install() -> None:
     """Patch moto's ECS, ELBv2 and Cloud Map models (once per process)."""
     if _installed:
         return
     _installed.append(True)
+    _keep_deployment_configuration()
     _patch_tasks()
     _patch_services()
     _patch_target_health()
@@ -104,8 +153,18 @@ def _patch_services() -> None:
     def update(self: ecs.EC2ContainerServiceBackend, properties: dict[str, Any]) -> ecs.Service:
         service = self._get_service(properties.get("cluster", "default"), properties["service"].split("/")[-1])
         counts = service.running_count, service.pending_count
+        before = service.task_definition
+        forced = bool(properties.get("force_new_deployment"))
         service = update_service(self, properties)
         service.running_count, service.pending_count = counts
+        definition = self.describe_task_definition(service.task_definition).arn
+        # As ECS does, the answer already shows the new deployment the update started.
+        if (
+            service.deployments
+            and service.deployments[0].get("local_id") is not None
+            and (forced or definition != before)
+        ):
+            start_deployment(service, definition)
         return service
 
     ecs.EC2ContainerServiceBackend.update_service = update
@@ -150,6 +209,36 @@ def _patch_discovery() -> None:
 class ResourceInUse(JsonRESTError):
     def __init__(self, message: str) -> None:
         super().__init__("ResourceInUse", message)
+
+
+def start_deployment(service: ecs.Service, definition: str, rollback_of: dict[str, Any] | None = None) -> dict:
+    """A new PRIMARY deployment of `definition`; the earlier ones stay listed (ACTIVE) until their tasks are gone.
+
+    The first call adopts the deployment moto made at CreateService. `local_id` marks a deployment the
+    agent runs; moto rewrites a deployment's id in place for forceNewDeployment.
+    """
+    primary = service.deployments[0]
+    stamp = now()
+    earlier: list[dict[str, Any]] = []
+    new = dict(primary)
+    if primary.get("local_id") is not None:
+        earlier = [dict(primary, id=primary["local_id"], status="ACTIVE"), *service.deployments[1:]]
+        if new["id"] == primary["local_id"]:
+            new["id"] = f"ecs-svc/{int(time.time() * 1000) % 10**19}"
+        new.update(createdAt=stamp, failedTasks=0)
+    new.update(
+        taskDefinition=definition,
+        status="PRIMARY",
+        local_id=new["id"],
+        rolloutState="IN_PROGRESS",
+        rolloutStateReason=f"ECS deployment {new['id']} in progress."
+        if rollback_of is None
+        else f"ECS deployment circuit breaker: rolling back to deploymentId {new['id']}.",
+        updatedAt=stamp,
+    )
+    service.deployments = [new, *earlier]
+    service.task_definition = definition
+    return new
 
 
 def set_status(task: ecs.Task, status: str) -> None:

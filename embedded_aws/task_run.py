@@ -70,6 +70,8 @@ class TaskRun(threading.Thread):
         self.proc: Proc | None = None
         self.local: LocalContainer | None = None
         self.stop_requested = False
+        self.stop_initiator: str | None = None  # scheduler | user | health; None: the container exited itself
+        self.became_ready = False
         self.stopped = False
         self.stopped_time = 0.0
         self.ready = False
@@ -102,9 +104,10 @@ class TaskRun(threading.Thread):
                 return self.ports.get(int(balancer.get("containerPort") or 0))
         return None
 
-    def request_stop(self, reason: str) -> None:
+    def request_stop(self, reason: str, initiator: str = "scheduler") -> None:
         if not self.stop_requested and not self.stopped:
             self.stop_requested = True
+            self.stop_initiator = initiator
             self.task.desired_status = "STOPPED"
             self.task.stopped_reason = self.task.stopped_reason or reason
             self.task.stop_code = self.task.stop_code or "ServiceSchedulerInitiated"
@@ -186,7 +189,7 @@ class TaskRun(threading.Thread):
         for c in self.task.containers:
             c.last_status = "RUNNING"
         ecs_state.set_status(self.task, "RUNNING")
-        self.ready = spec_container.health_check is None
+        self.ready = self.became_ready = spec_container.health_check is None
         if spec_container.health_check is not None:
             threading.Thread(target=self.health_loop, name=f"health-{self.task.id[:8]}", daemon=True).start()
 
@@ -295,7 +298,7 @@ class TaskRun(threading.Thread):
                 self.ship_logs()
                 last_ship = time.monotonic()
             if self.task.desired_status == "STOPPED":
-                self.request_stop(self.task.stopped_reason or "Task stopped by the user")
+                self.request_stop(self.task.stopped_reason or "Task stopped by the user", "user")
         if self.proc.alive():
             ecs_state.set_status(self.task, "DEACTIVATING")
             self.ready = False
@@ -334,8 +337,9 @@ class TaskRun(threading.Thread):
                 c.health_status = health
             self.task.health_status = health
             self.ready = health == "HEALTHY"
+            self.became_ready = self.became_ready or self.ready
             if health == "UNHEALTHY" and self.service_arn:
-                self.request_stop("Task failed container health checks")
+                self.request_stop("Task failed container health checks", "health")
                 return
             pause = min(check.interval, max(STARTUP_CHECK_SECONDS, cost)) if health == "UNKNOWN" else check.interval
             if self._health_stop.wait(pause):

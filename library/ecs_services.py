@@ -21,6 +21,11 @@ description:
   - A different launch type cannot be applied in place; the module fails and names the service to recreate.
   - M(community.aws.ecs_service) handles one service per run and does not compare network configuration,
     registries or deployment configuration, so changing them there needs another change to be applied.
+  - With O(state=present) and O(wait=true), every service the run created or updated is waited for until its
+    deployment of the wanted task definition is C(COMPLETED) (its tasks running and healthy, the old ones gone).
+    A deployment that fails (the circuit breaker's C(FAILED), or ECS rolling back to an earlier revision) or that
+    is not done within O(wait_timeout) fails the module with each stopped task's stoppedReason, exit codes and
+    the last lines of its awslogs stream.
   - O(state=absent) deletes the services (C(force), so running tasks are stopped) and, with O(wait=true),
     waits until ECS reports them C(INACTIVE). A cluster that does not exist has no services to delete.
   - Supports check mode and diff mode.
@@ -87,13 +92,19 @@ options:
     default: present
     choices: [present, absent]
   wait:
-    description: With O(state=absent), wait until every deleted service is C(INACTIVE).
+    description:
+      - With O(state=present), wait until every created or updated service's deployment is complete (steady).
+      - With O(state=absent), wait until every deleted service is C(INACTIVE).
     type: bool
     default: true
   wait_timeout:
-    description: Seconds to wait with O(wait=true).
+    description: Seconds to wait with O(wait=true), for each service.
     type: int
     default: 600
+  poll_interval:
+    description: Seconds between two reads while waiting.
+    type: int
+    default: 5
 extends_documentation_fragment:
   - amazon.aws.common.modules
   - amazon.aws.region.modules
@@ -166,6 +177,7 @@ services:
 """
 
 import contextlib
+import time
 import uuid
 from typing import Any
 
@@ -372,7 +384,7 @@ def ensure_present(module: AnsibleAWSModule, client: Any, item: dict, service: d
     update = differences(item, service)
     differed = sorted(update)
     if update and item["deployment_configuration"] is not None:
-        # Sent with every update, so an endpoint that does not report it (moto) still gets it applied.
+        # Sent with every update, so an endpoint that does not report it still gets it applied.
         update["deploymentConfiguration"] = item["deployment_configuration"]
     if "capacityProviderStrategy" in update:
         update["forceNewDeployment"] = True  # ECS applies a new strategy only with a new deployment
@@ -416,6 +428,119 @@ def wait_inactive(module: AnsibleAWSModule, client: Any, names: list[str]) -> No
             )
 
 
+LOG_LINES = 15  # of each stopped task's awslogs stream in a rollout failure
+FAILED_TASKS_SHOWN = 3
+
+
+def rollout_state(service: dict, wanted: str) -> str:
+    """done | failed | waiting, for the deployment of task definition `wanted` (family:revision)."""
+    deployments = service.get("deployments") or []
+    mine = [d for d in deployments if same_revision(d.get("taskDefinition"), wanted)]
+    if any(d.get("rolloutState") == "FAILED" for d in mine):
+        return "failed"
+    if not mine:
+        return "failed"  # ECS moved the service to another revision: a rollback
+    primary = deployments[0]
+    if (
+        len(deployments) == 1
+        and primary in mine
+        and primary.get("rolloutState", "COMPLETED") == "COMPLETED"
+        and service.get("runningCount") == service.get("desiredCount")
+    ):
+        return "done"
+    return "waiting"
+
+
+def same_revision(arn: str | None, wanted: str) -> bool:
+    """`wanted` is family:revision, or a bare family (its latest revision: any of the family matches)."""
+    key = task_definition_key(arn)
+    return key == wanted if ":" in wanted else key.split(":")[0] == wanted
+
+
+def log_tail(logs: Any, definition: dict, container: str, task_id: str) -> str:
+    options = next(
+        (
+            c.get("logConfiguration", {}).get("options", {})
+            for c in definition["containerDefinitions"]
+            if c["name"] == container
+        ),
+        {},
+    )
+    group, prefix = options.get("awslogs-group"), options.get("awslogs-stream-prefix")
+    if not group:
+        return "  (no awslogs configuration)"
+    stream = f"{prefix}/{container}/{task_id}" if prefix else task_id
+    try:
+        events = logs.get_log_events(logGroupName=group, logStreamName=stream, limit=LOG_LINES, startFromHead=False)
+    except (BotoCoreError, ClientError) as e:
+        return f"  (log stream {group}/{stream} not readable: {e})"
+    return "\n".join(f"  | {event['message'].rstrip()}" for event in events.get("events", [])) or "  (no log lines)"
+
+
+def rollout_failure(module: AnsibleAWSModule, client: Any, service: dict, wanted: str, why: str) -> str:
+    """What went wrong: the deployments, and the stopped tasks of the wanted revision with their log tails."""
+    cluster, name = module.params["cluster"], service["serviceName"]
+    primary_arn = (service.get("deployments") or [{}])[0].get("taskDefinition")
+    primary = task_definition_key(primary_arn)
+    lines = [f"Service '{name}': the deployment of {wanted} {why}."]
+    for deployment in service.get("deployments") or []:
+        lines.append(
+            f"  deployment {deployment.get('id')} ({task_definition_key(deployment.get('taskDefinition'))}, "
+            f"{deployment.get('status')}): {deployment.get('rolloutState')} - {deployment.get('rolloutStateReason')}"
+            f" ({deployment.get('runningCount')} running, {deployment.get('failedTasks', 0)} failed)"
+        )
+    if not same_revision(primary_arn, wanted):
+        lines.append(f"  ECS rolled the service back to {primary}, which keeps serving.")
+    family = wanted.split(":", maxsplit=1)[0]
+    try:
+        arns = client.list_tasks(cluster=cluster, family=family, desiredStatus="STOPPED", aws_retry=True)["taskArns"]
+        tasks = client.describe_tasks(cluster=cluster, tasks=arns[:100], aws_retry=True)["tasks"] if arns else []
+        definition = client.describe_task_definition(taskDefinition=wanted, aws_retry=True)["taskDefinition"]
+    except (BotoCoreError, ClientError) as e:
+        lines.append(f"  (stopped tasks not readable: {e})")
+        return "\n".join(lines)
+    tasks = [t for t in tasks if same_revision(t.get("taskDefinitionArn"), wanted)]
+    tasks.sort(key=lambda t: str(t.get("stoppedAt") or ""), reverse=True)
+    logs = module.client("logs", retry_decorator=AWSRetry.jittered_backoff())
+    for task in tasks[:FAILED_TASKS_SHOWN]:
+        task_id = task["taskArn"].rsplit("/", 1)[-1]
+        codes = ", ".join(
+            f"{c['name']}={c.get('exitCode', 'none')}" + (f" ({c['reason']})" if c.get("reason") else "")
+            for c in task.get("containers", [])
+        )
+        lines.append(
+            f"  task {task_id} stopped: {task.get('stoppedReason')} [{task.get('stopCode')}]; exit codes: {codes}"
+        )
+        for container in task.get("containers", []):
+            lines.append(log_tail(logs, definition, container["name"], task_id))
+    if not tasks:
+        lines.append("  (no stopped task of that revision)")
+    return "\n".join(lines)
+
+
+def wait_steady(module: AnsibleAWSModule, client: Any, wanted: dict[str, str]) -> None:
+    """Wait for each service's deployment of its wanted revision; fail with the reasons on the first failure."""
+    deadline = time.monotonic() + module.params["wait_timeout"]
+    pending = dict(wanted)
+    while pending:
+        found = describe(module, client, module.params["cluster"], sorted(pending))
+        for name in sorted(pending):
+            service = found.get(name)
+            if service is None:
+                module.fail_json(msg=f"Service '{name}' disappeared while its deployment was awaited")
+            state = rollout_state(service, pending[name])
+            if state == "failed":
+                module.fail_json(msg=rollout_failure(module, client, service, pending[name], "failed"))
+            if state == "done":
+                del pending[name]
+        if pending and time.monotonic() > deadline:
+            name = sorted(pending)[0]
+            why = f"was not complete after {module.params['wait_timeout']} s"
+            module.fail_json(msg=rollout_failure(module, client, found[name], pending[name], why))
+        if pending:
+            time.sleep(module.params["poll_interval"])
+
+
 def validate(module: AnsibleAWSModule) -> None:
     items = module.params["services"]
     fail_on_repeats(module, "services", "service", [item["name"] for item in items])
@@ -456,6 +581,7 @@ def main() -> None:
         state=dict(type="str", default="present", choices=["present", "absent"]),
         wait=dict(type="bool", default=True),
         wait_timeout=dict(type="int", default=600),
+        poll_interval=dict(type="int", default=WAIT_DELAY),
     )
     module = AnsibleAWSModule(argument_spec=argument_spec, supports_check_mode=True)
     validate(module)
@@ -472,6 +598,13 @@ def main() -> None:
     deleted = [r["name"] for r in results if r["changed"] and module.params["state"] == "absent"]
     if deleted and module.params["wait"] and not module.check_mode:
         wait_inactive(module, client, deleted)
+    rolled = {
+        r["name"]: item["task_definition"]
+        for r, item in zip(results, items, strict=True)
+        if module.params["state"] == "present" and r["changed"]
+    }
+    if rolled and module.params["wait"] and not module.check_mode:
+        wait_steady(module, client, {name: task_definition_key(td) for name, td in rolled.items()})
     output: dict[str, Any] = {"changed": any(r["changed"] for r in results), "services": results}
     if module._diff:
         output["diff"] = diffs

@@ -42,6 +42,7 @@ BROAD_BY_NECESSITY = {
     "WorkerAutoscaling",
     "AmazonMqBroker",
     "ServiceLinkedRolesOnFirstUse",
+    "StackTaskList",
 }
 # Dependent actions AWS lists for features the stack does not use.
 UNUSED_DEPENDENCIES = {

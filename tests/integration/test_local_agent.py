@@ -24,6 +24,7 @@ from emulator import start_emulator
 pytestmark = pytest.mark.xdist_group("local_agent")
 
 CLUSTER = "agent"
+LOG_GROUP = "/ecs/agent"
 IMAGE = "apache/airflow:3.3.2"
 TRUST = {
     "Version": "2012-10-17",
@@ -53,10 +54,14 @@ def runtime() -> Iterator[dict]:
             PolicyDocument=json.dumps(
                 {
                     "Version": "2012-10-17",
-                    "Statement": [{"Effect": "Allow", "Action": "secretsmanager:GetSecretValue", "Resource": secret}],
+                    "Statement": [
+                        {"Effect": "Allow", "Action": "secretsmanager:GetSecretValue", "Resource": secret},
+                        {"Effect": "Allow", "Action": ["logs:CreateLogStream", "logs:PutLogEvents"], "Resource": "*"},
+                    ],
                 }
             ),
         )
+        emulator.client("logs").create_log_group(logGroupName=LOG_GROUP)
         emulator.client("ecs").create_cluster(clusterName=CLUSTER)
         network = {"awsvpcConfiguration": {"subnets": [subnet], "securityGroups": [group]}}
         yield {"emulator": emulator, "network": network, "roles": roles, "secret": secret}
@@ -380,3 +385,75 @@ def test_an_rds_instance_is_a_postgresql_server_with_its_master_user_and_databas
     from embedded_aws.processes import leftovers  # noqa: PLC0415
 
     assert leftovers(f"{runtime['emulator'].runtime_dir}/rds") == []
+
+
+# -- rollouts through library/ecs_services (the deploy's own step) -------------------------------------
+
+
+def logged(family: str) -> dict:
+    """awslogs to LOG_GROUP, and a health check, as every service of the stack has."""
+    options = {"awslogs-group": LOG_GROUP, "awslogs-region": "us-east-1", "awslogs-stream-prefix": family}
+    return {
+        "logConfiguration": {"logDriver": "awslogs", "options": options},
+        "healthCheck": {"command": ["CMD-SHELL", "true"], "interval": 5, "retries": 2},
+    }
+
+
+def deploy_service(runtime: dict, name: str, definition: str, **params: object) -> dict:
+    network = runtime["network"]["awsvpcConfiguration"]
+    service = {
+        "name": name,
+        "task_definition": definition.rsplit("/", 1)[-1],
+        "launch_type": "FARGATE",
+        "network_configuration": {
+            "awsvpcConfiguration": {"subnets": network["subnets"], "securityGroups": network["securityGroups"]}
+        },
+        "deployment_configuration": {
+            "minimumHealthyPercent": 100,
+            "maximumPercent": 200,
+            "deploymentCircuitBreaker": {"enable": True, "rollback": True},
+        },
+    }
+    args = {"cluster": CLUSTER, "services": [service], "poll_interval": 1, **params}
+    return run_module("ecs_services", args, env=runtime["emulator"].env())
+
+
+def test_a_deploy_waits_for_the_rollout_and_a_failed_one_is_rolled_back_and_reported(runtime: dict) -> None:
+    good = register(runtime, "web", "echo serving; sleep 600", **logged("web"))
+    first = deploy_service(runtime, "web", good)
+    assert not first.get("failed"), first.get("msg")
+    steady = service(runtime, "web")
+    assert (steady["runningCount"], steady["deployments"][0]["rolloutState"]) == (1, "COMPLETED")
+
+    bad = register(runtime, "web", "echo 'cannot reach the database' >&2; exit 3", **logged("web"))
+    began = time.monotonic()
+    failed = deploy_service(runtime, "web", bad)
+    detected = time.monotonic() - began
+    assert failed.get("failed"), failed
+    message = failed["msg"]
+    assert f"the deployment of {bad.rsplit('/', 1)[-1]} failed" in message, message
+    assert "ECS deployment circuit breaker: tasks failed to start." in message, message
+    assert f"ECS rolled the service back to {good.rsplit('/', 1)[-1]}" in message, message
+    assert "Essential container in task exited [EssentialContainerExited]; exit codes: main=3" in message, message
+    assert "| cannot reach the database" in message, message
+    print(f"failed rollout reported after {detected:.1f} s")
+    assert detected < 60, f"the failed rollout took {detected:.0f} s to report"
+    # The previous revision keeps serving.
+    after = wait_service(runtime, "web", lambda s: s["deployments"][0]["rolloutState"] == "COMPLETED")
+    assert after["taskDefinition"] == good and after["runningCount"] == 1
+    assert [t["taskDefinitionArn"] for t in running_tasks(runtime, "web")] == [good]
+    runtime["emulator"].client("ecs").delete_service(cluster=CLUSTER, service="web", force=True)
+
+
+def test_a_rollout_that_never_gets_healthy_fails_the_deploy_at_its_timeout(runtime: dict) -> None:
+    never = register(
+        runtime,
+        "stuck",
+        "sleep 600",
+        healthCheck={"command": ["CMD-SHELL", "exit 1"], "interval": 5, "retries": 3, "startPeriod": 300},
+    )
+    result = deploy_service(runtime, "stuck", never, wait_timeout=8)
+    assert result.get("failed"), result
+    assert "was not complete after 8 s" in result["msg"], result["msg"]
+    assert "IN_PROGRESS" in result["msg"], result["msg"]
+    runtime["emulator"].client("ecs").delete_service(cluster=CLUSTER, service="stuck", force=True)

@@ -267,7 +267,8 @@ def test_seven_services_run_the_six_nodes_and_the_broker(services):
     for service in services.values():
         assert service["desiredCount"] == 1
         assert service["networkConfiguration"]["awsvpcConfiguration"]["assignPublicIp"] == "DISABLED"
-        # The emulator drops deploymentConfiguration (circuit breaker, percents): not checkable here.
+        breaker = service["deploymentConfiguration"]["deploymentCircuitBreaker"]
+        assert breaker == {"enable": True, "rollback": True}, service["serviceName"]
 
 
 @pytest.mark.parametrize(

@@ -161,7 +161,7 @@ def test_upgrade_moves_every_airflow_service_to_the_new_image_and_leaves_the_bro
 
 
 def test_upgrade_rolls_with_circuit_breaker_rollback_and_keeps_the_ui_up(featured):
-    """moto drops deploymentConfiguration on CreateService but keeps it from UpdateService: readable after the roll."""
+    """The deployment configuration survives the roll (circuit breaker with rollback, the api-server's percents)."""
     ecs = featured.emulator.client("ecs")
     names = [f"airflow-{n}" for n in AIRFLOW_SERVICES]
     for service in ecs.describe_services(cluster="airflow", services=names)["services"]:
