@@ -81,6 +81,7 @@ class Database:
     password: str = ""  # the master password the server has; ModifyDBInstance may change it
     ready: threading.Event = field(default_factory=threading.Event)
     error: str = ""
+    stopping: bool = False
 
 
 class Agent:
@@ -155,13 +156,17 @@ class Agent:
                 if key not in self.databases:
                     self.start_database(key, instance)
                 database = self.databases[key]
+                if database.stopping:
+                    continue
                 wanted = instance._master_user_password or ""
                 if database.ready.is_set() and wanted and wanted != database.password:
                     database.postgres.set_password(database.user, wanted)  # as RDS applies a new master password
                     database.password = wanted
         for key in set(self.databases) - seen:
-            database = self.databases.pop(key)
-            threading.Thread(target=self._drop_database, args=(database,), daemon=True).start()
+            database = self.databases[key]
+            if not database.stopping:
+                database.stopping = True
+                threading.Thread(target=self._drop_database, args=(database,), daemon=True).start()
 
     def start_database(self, key: str, instance: Any) -> None:
         root = self.settings.runtime_dir / "rds" / key.replace("/", "-")
@@ -194,9 +199,12 @@ class Agent:
         threading.Thread(target=boot, name=f"rds-{key}", daemon=True).start()
 
     def _drop_database(self, database: Database) -> None:
+        """The instance was deleted: its server stops and its data goes (listed until then)."""
         with contextlib.suppress(Exception):
             database.postgres.stop()
         shutil.rmtree(database.postgres.root.parent, ignore_errors=True)
+        with self.lock:
+            self.databases.pop(database.key, None)
 
     # -- services -----------------------------------------------------------------------------------
 

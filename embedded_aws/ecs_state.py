@@ -13,23 +13,28 @@ deployments at create/update time. With the runtime on (`install()`), the agent 
 - Cloud Map refuses to delete a service that still has instances, as AWS does (ResourceInUse).
 
 In both modes CreateService keeps its deploymentConfiguration (moto drops it; it keeps it only from
-an update). With the runtime off (`install_api_only()`), nothing runs: a service reports every
-deployment COMPLETED with runningCount = desiredCount at once, so a deploy that waits for steady
-state does not wait on the emulator.
+an update), and RunTask honours its clientToken (a retried call starts nothing new) and, with
+EMBEDDED_AWS_IAM_PROPAGATION_SECONDS=N, refuses a role created less than N seconds ago as ECS refuses
+a role IAM has not propagated yet. With the
+runtime off (`install_api_only()`), nothing runs: a service reports every deployment COMPLETED with
+runningCount = desiredCount at once, so a deploy that waits for steady state does not wait there.
 
 Pinned to moto 5.2.5 (requirements.lock); tests/integration/test_local_agent.py checks this layer through the API.
 """
 
 from __future__ import annotations
 
+import os
 import time
 from datetime import UTC, datetime
 from typing import Any
 
 from moto.core.exceptions import JsonRESTError
+from moto.ecs import exceptions as ecs_exceptions
 from moto.ecs import models as ecs
 from moto.ecs.responses import EC2ContainerServiceResponse
 from moto.elbv2 import models as elbv2
+from moto.iam.models import iam_backends
 from moto.servicediscovery import models as servicediscovery
 
 _installed: list[bool] = []  # [True] once install() patched moto
@@ -70,9 +75,49 @@ def _keep_deployment_configuration() -> None:
     EC2ContainerServiceResponse.create_service = create
 
 
+def _unpropagated_role(backend: ecs.EC2ContainerServiceBackend, task_definition: str) -> str | None:
+    """A role of the task definition younger than EMBEDDED_AWS_IAM_PROPAGATION_SECONDS, as ECS cannot assume yet."""
+    seconds = float(os.environ.get("EMBEDDED_AWS_IAM_PROPAGATION_SECONDS") or 0)
+    if not seconds:
+        return None
+    definition = backend.describe_task_definition(task_definition)
+    roles = iam_backends[backend.account_id]["aws"]
+    for arn in (getattr(definition, "task_role_arn", None), getattr(definition, "execution_role_arn", None)):
+        role = next((r for r in roles.roles.values() if r.arn == arn), None) if arn else None
+        if role is not None and (now() - role.create_date.replace(tzinfo=UTC)).total_seconds() < seconds:
+            return arn
+    return None
+
+
+def _patch_run_task() -> None:
+    """RunTask honours its clientToken (ECS idempotency) and, optionally, IAM's propagation delay."""
+    run_task = EC2ContainerServiceResponse.run_task
+    started: dict[tuple[str, str], Any] = {}
+
+    def run(self: EC2ContainerServiceResponse) -> Any:
+        token = self._get_param("clientToken")
+        key = (self.current_account, token or "")
+        if token and key in started:
+            return started[key]
+        young = _unpropagated_role(self.ecs_backend, self._get_param("taskDefinition"))
+        if young:
+            raise ecs_exceptions.InvalidParameterException(
+                f"ECS was unable to assume the role '{young}' that was provided for this task. Please verify that "
+                "the role being passed has the proper trust relationship and permissions and that your IAM user "
+                "has permissions to pass this role."
+            )
+        result = run_task(self)
+        if token:
+            started[key] = result
+        return result
+
+    EC2ContainerServiceResponse.run_task = run
+
+
 def install_api_only() -> None:
     """Without the runtime: services are steady as soon as they are created or updated."""
     _keep_deployment_configuration()
+    _patch_run_task()
     service_init = ecs.Service.__init__
 
     def steady(service: ecs.Service, definition: str | None) -> None:
@@ -103,6 +148,7 @@ def install() -> None:
         return
     _installed.append(True)
     _keep_deployment_configuration()
+    _patch_run_task()
     _patch_tasks()
     _patch_services()
     _patch_target_health()

@@ -17,6 +17,9 @@ description:
   - The task fails when C(RunTask) returns C(failures), when its stop code is C(TaskFailedToStart), or
     when a checked container has no exit code or an exit code other than C(0).
   - In check mode no AWS API is called; the module reports what it would run.
+  - C(RunTask) carries a client token, so a call the module retries (throttling, a dropped connection) starts
+    the tasks once.
+  - A failed task's message carries the last lines of each checked container's awslogs stream.
   - When I(wait_timeout) expires the tasks are left running; the failure names each task and its last status.
 author:
   - airflow-ecs project
@@ -104,6 +107,18 @@ options:
       - Seconds between two C(DescribeTasks) calls while waiting.
     type: int
     default: 5
+  reuse_running:
+    description:
+      - When a task of the same task definition revision, started with the same I(started_by), is still running
+        (a run that was interrupted while it waited), wait for it instead of starting another copy.
+    type: bool
+    default: true
+  role_propagation_timeout:
+    description:
+      - Seconds to keep retrying C(RunTask) while ECS cannot assume a role of the task definition yet (a role
+        created moments ago is not assumable until IAM has propagated it).
+    type: int
+    default: 90
   container_name:
     description:
       - Name of the container whose exit code decides success.
@@ -262,12 +277,14 @@ failures:
 
 import contextlib
 import time
+import uuid
 from typing import Any
 
 with contextlib.suppress(ImportError):  # AnsibleAWSModule reports a missing botocore
     from botocore.exceptions import BotoCoreError, ClientError
 
 from ansible.module_utils.common.dict_transformations import camel_dict_to_snake_dict
+from ansible.module_utils.ecs_logs import log_tail
 from ansible_collections.amazon.aws.plugins.module_utils.botocore import normalize_boto3_result
 from ansible_collections.amazon.aws.plugins.module_utils.modules import AnsibleAWSModule
 from ansible_collections.amazon.aws.plugins.module_utils.retries import AWSRetry
@@ -310,6 +327,8 @@ def argument_spec() -> dict[str, Any]:
         container_name=dict(type="str", aliases=["essential_container"]),
         tags=dict(type="dict", aliases=["resource_tags"]),
         propagate_tags=dict(type="str", choices=["TASK_DEFINITION", "NONE"]),
+        reuse_running=dict(type="bool", default=True),
+        role_propagation_timeout=dict(type="int", default=90),
     )
 
 
@@ -366,6 +385,7 @@ def run_task_request(params: dict[str, Any], task_definition_arn: str) -> dict[s
         request["tags"] = ansible_dict_to_boto3_tag_list(params["tags"], "key", "value")
     if params["propagate_tags"]:
         request["propagateTags"] = params["propagate_tags"]
+    request["clientToken"] = str(uuid.uuid4())  # one start, however often the call is retried
     return request
 
 
@@ -399,11 +419,46 @@ def checked_container_names(module: AnsibleAWSModule, task_definition: dict[str,
     return [container["name"] for container in definitions if container.get("essential", True)]
 
 
+ROLE_NOT_ASSUMABLE = "unable to assume"  # ECS: "ECS was unable to assume the role '...' that was provided"
+
+
+def start(module: AnsibleAWSModule, client: Any, request: dict[str, Any]) -> dict[str, Any]:
+    """RunTask, retried while ECS cannot assume a just-created role yet (IAM propagation)."""
+    deadline = time.monotonic() + module.params["role_propagation_timeout"]
+    while True:
+        try:
+            return client.run_task(aws_retry=True, **request)
+        except ClientError as e:
+            message = e.response.get("Error", {}).get("Message", "")
+            if ROLE_NOT_ASSUMABLE not in message.lower() or time.monotonic() > deadline:
+                raise
+        time.sleep(min(5, module.params["poll_interval"]))
+        request = {**request, "clientToken": str(uuid.uuid4())}  # the failed call started nothing
+
+
+def already_running(module: AnsibleAWSModule, client: Any, task_definition_arn: str) -> list[dict[str, Any]]:
+    """Tasks of this revision, started by this caller, that have not stopped (an interrupted earlier run)."""
+    cluster = module.params["cluster"]
+    try:
+        arns = client.list_tasks(
+            cluster=cluster, startedBy=module.params["started_by"], desiredStatus="RUNNING", aws_retry=True
+        )["taskArns"]
+    except (BotoCoreError, ClientError) as e:
+        module.fail_json_aws(
+            e,
+            msg=f"Failed to look for running copies of {task_definition_arn} in cluster {cluster}",
+            cluster=cluster,
+            tasks=[],
+        )
+    tasks = describe_tasks(module, client, cluster, arns) if arns else []
+    return [t for t in tasks if t.get("taskDefinitionArn") == task_definition_arn and t.get("lastStatus") != "STOPPED"]
+
+
 def run_tasks(module: AnsibleAWSModule, client: Any, request: dict[str, Any]) -> list[dict[str, Any]]:
     """Call RunTask; fail with the answer's failures if it has any."""
     where = f"task definition {request['taskDefinition']} in cluster {request['cluster']}"
     try:
-        response = client.run_task(aws_retry=True, **request)
+        response = start(module, client, request)
     except (BotoCoreError, ClientError) as e:
         module.fail_json_aws(e, msg=f"Failed to run {where}", cluster=request["cluster"], tasks=[])
     tasks = response.get("tasks", [])
@@ -521,7 +576,9 @@ def main() -> None:
     task_definition = describe_task_definition(module, client)
     task_definition_arn = task_definition["taskDefinitionArn"]
     checked_names = checked_container_names(module, task_definition)
-    started = run_tasks(module, client, run_task_request(params, task_definition_arn))
+    started = already_running(module, client, task_definition_arn) if params["reuse_running"] else []
+    if not started:
+        started = run_tasks(module, client, run_task_request(params, task_definition_arn))
     arns = [task["taskArn"] for task in started]
     result = dict(changed=True, cluster=cluster, task_definition_arn=task_definition_arn)
 
@@ -536,8 +593,17 @@ def main() -> None:
     summaries = [task_summary(task) for task in stopped]
     problems = [problem for task in stopped for problem in task_problems(task, checked_names)]
     if problems:
+        logs = module.client("logs", retry_decorator=AWSRetry.jittered_backoff())
+        tails = [
+            f"last log lines of {name} in task {task['taskArn'].rsplit('/', 1)[-1]}:\n"
+            + log_tail(logs, task_definition, name, task["taskArn"].rsplit("/", 1)[-1])
+            for task in stopped
+            if task_problems(task, checked_names)
+            for name in checked_names
+        ]
         module.fail_json(
-            msg=f"Task of {task_definition_arn} in cluster {cluster} failed: {'; '.join(problems)}",
+            msg=f"Task of {task_definition_arn} in cluster {cluster} failed: {'; '.join(problems)}\n"
+            + "\n".join(tails),
             tasks=summaries,
             **result,
         )

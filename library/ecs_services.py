@@ -185,6 +185,7 @@ with contextlib.suppress(ImportError):  # a missing botocore is reported by Ansi
     from botocore.exceptions import BotoCoreError, ClientError, WaiterError
 
 from ansible.module_utils.batch_items import covers, fail_on_repeats
+from ansible.module_utils.ecs_logs import log_tail
 from ansible_collections.amazon.aws.plugins.module_utils.botocore import is_boto3_error_code
 from ansible_collections.amazon.aws.plugins.module_utils.modules import AnsibleAWSModule
 from ansible_collections.amazon.aws.plugins.module_utils.retries import AWSRetry
@@ -428,7 +429,6 @@ def wait_inactive(module: AnsibleAWSModule, client: Any, names: list[str]) -> No
             )
 
 
-LOG_LINES = 15  # of each stopped task's awslogs stream in a rollout failure
 FAILED_TASKS_SHOWN = 3
 
 
@@ -455,26 +455,6 @@ def same_revision(arn: str | None, wanted: str) -> bool:
     """`wanted` is family:revision, or a bare family (its latest revision: any of the family matches)."""
     key = task_definition_key(arn)
     return key == wanted if ":" in wanted else key.split(":")[0] == wanted
-
-
-def log_tail(logs: Any, definition: dict, container: str, task_id: str) -> str:
-    options = next(
-        (
-            c.get("logConfiguration", {}).get("options", {})
-            for c in definition["containerDefinitions"]
-            if c["name"] == container
-        ),
-        {},
-    )
-    group, prefix = options.get("awslogs-group"), options.get("awslogs-stream-prefix")
-    if not group:
-        return "  (no awslogs configuration)"
-    stream = f"{prefix}/{container}/{task_id}" if prefix else task_id
-    try:
-        events = logs.get_log_events(logGroupName=group, logStreamName=stream, limit=LOG_LINES, startFromHead=False)
-    except (BotoCoreError, ClientError) as e:
-        return f"  (log stream {group}/{stream} not readable: {e})"
-    return "\n".join(f"  | {event['message'].rstrip()}" for event in events.get("events", [])) or "  (no log lines)"
 
 
 def rollout_failure(module: AnsibleAWSModule, client: Any, service: dict, wanted: str, why: str) -> str:

@@ -20,7 +20,7 @@ GROUP_MINUTES = {
     "molecule-default": 13,
     "molecule-localstack": 7,
     "test_e2e": 3,
-    "local_agent": 1,
+    "local_agent": 2,
     "molecule-network": 4,
     "molecule-service_discovery": 3,
     "test_lifecycle": 3,

@@ -25,6 +25,7 @@ pytestmark = pytest.mark.xdist_group("local_agent")
 
 CLUSTER = "agent"
 LOG_GROUP = "/ecs/agent"
+PROPAGATION = 3  # seconds before ECS can assume a new role (EMBEDDED_AWS_IAM_PROPAGATION_SECONDS)
 IMAGE = "apache/airflow:3.3.2"
 TRUST = {
     "Version": "2012-10-17",
@@ -36,7 +37,9 @@ TRUST = {
 def runtime() -> Iterator[dict]:
     state = Path(tempfile.mkdtemp(prefix="airflow-agent-"))
     state.chmod(0o755)  # the postgres user must reach the databases' directories
-    emulator = start_emulator(state / "moto.log", runtime=True)
+    emulator = start_emulator(
+        state / "moto.log", env={"EMBEDDED_AWS_IAM_PROPAGATION_SECONDS": str(PROPAGATION)}, runtime=True
+    )
     try:
         ec2 = emulator.client("ec2")
         vpc = ec2.create_vpc(CidrBlock="10.0.0.0/16")["Vpc"]["VpcId"]
@@ -47,6 +50,7 @@ def runtime() -> Iterator[dict]:
         roles = {}
         for name in ("execution", "task"):
             roles[name] = iam.create_role(RoleName=name, AssumeRolePolicyDocument=json.dumps(TRUST))["Role"]["Arn"]
+        began = time.monotonic()
         secret = emulator.client("secretsmanager").create_secret(Name="app", SecretString='{"token": "s3cr3t"}')["ARN"]
         iam.put_role_policy(
             RoleName="execution",
@@ -64,13 +68,15 @@ def runtime() -> Iterator[dict]:
         emulator.client("logs").create_log_group(logGroupName=LOG_GROUP)
         emulator.client("ecs").create_cluster(clusterName=CLUSTER)
         network = {"awsvpcConfiguration": {"subnets": [subnet], "securityGroups": [group]}}
+        time.sleep(max(0.0, PROPAGATION - (time.monotonic() - began)))  # the roles are assumable from here on
         yield {"emulator": emulator, "network": network, "roles": roles, "secret": secret}
     finally:
         emulator.stop()
         shutil.rmtree(state, ignore_errors=True)
 
 
-def register(runtime: dict, family: str, command: str = "true", **container: object) -> str:
+def register(runtime: dict, family: str, command: str = "true", task_role: str = "", **container: object) -> str:
+    """A one-container task definition running `bash -c command`; `container` adds or overrides fields."""
     definition = {"name": "main", "image": IMAGE, "memory": 512, "essential": True, "command": ["bash", "-c", command]}
     definition.update(container)
     return (
@@ -83,7 +89,7 @@ def register(runtime: dict, family: str, command: str = "true", **container: obj
             cpu="256",
             memory="512",
             executionRoleArn=runtime["roles"]["execution"],
-            taskRoleArn=runtime["roles"]["task"],
+            taskRoleArn=task_role or runtime["roles"]["task"],
             containerDefinitions=[definition],
         )["taskDefinition"]["taskDefinitionArn"]
     )
@@ -122,23 +128,71 @@ def test_a_task_runs_its_command_and_reports_its_exit_code(runtime: dict) -> Non
     assert "started" in task_log(runtime, task)
 
 
-def test_a_migration_that_exits_non_zero_fails_the_deploy_with_its_exit_code(runtime: dict) -> None:
-    """What the deploy's migrate step (library/ecs_run_task) sees; moto alone reported exit 0."""
-    register(runtime, "migrate", "echo 'migration failed' >&2; exit 7")
+def run_migration(runtime: dict, family: str, **params: object) -> dict:
+    """library/ecs_run_task as the deploy's migrate step calls it."""
     network = runtime["network"]["awsvpcConfiguration"]
-    result = run_module(
-        "ecs_run_task",
-        {
-            "cluster": CLUSTER,
-            "task_definition": "migrate",
-            "network_configuration": {"subnets": network["subnets"], "security_groups": network["securityGroups"]},
-            "wait_timeout": 60,
-            "poll_interval": 1,
-        },
-        env=runtime["emulator"].env(),
-    )
+    args = {
+        "cluster": CLUSTER,
+        "task_definition": family,
+        "network_configuration": {"subnets": network["subnets"], "security_groups": network["securityGroups"]},
+        "started_by": "airflow-ecs-migrate",
+        "wait_timeout": 60,
+        "poll_interval": 1,
+        **params,
+    }
+    return run_module("ecs_run_task", args, env=runtime["emulator"].env())
+
+
+def test_a_migration_that_exits_non_zero_fails_the_deploy_with_its_exit_code_and_log_tail(runtime: dict) -> None:
+    """What the deploy's migrate step (library/ecs_run_task) sees; moto alone reported exit 0."""
+    register(runtime, "migrate", "echo 'relation already exists' >&2; exit 7", **logged("migrate"))
+    result = run_migration(runtime, "migrate")
     assert result.get("failed"), result
     assert "container main exited with code 7" in result["msg"], result["msg"]
+    assert "| relation already exists" in result["msg"], result["msg"]
+
+
+def test_run_task_with_the_same_client_token_starts_the_task_once(runtime: dict) -> None:
+    ecs = runtime["emulator"].client("ecs")
+    definition = register(runtime, "once", "sleep 1")
+    request = {
+        "cluster": CLUSTER,
+        "taskDefinition": definition,
+        "launchType": "FARGATE",
+        "networkConfiguration": runtime["network"],
+        "clientToken": "retried-call-1",
+    }
+    first, again = (ecs.run_task(**request)["tasks"][0]["taskArn"] for _ in range(2))
+    assert first == again
+    assert ecs.list_tasks(cluster=CLUSTER, family="once")["taskArns"] == [first]
+
+
+def test_a_migration_right_after_its_role_was_created_waits_for_iam_propagation(runtime: dict) -> None:
+    iam = runtime["emulator"].client("iam")
+    fresh = iam.create_role(RoleName="fresh", AssumeRolePolicyDocument=json.dumps(TRUST))["Role"]["Arn"]
+    register(runtime, "fresh-role", "exit 0", task_role=fresh)
+    with pytest.raises(Exception, match="ECS was unable to assume the role"):
+        run_and_wait(runtime, "fresh-role")  # RunTask itself refuses a role IAM has not propagated
+    result = run_migration(runtime, "fresh-role")
+    assert not result.get("failed"), result.get("msg")
+    assert [c["exit_code"] for c in result["tasks"][0]["containers"]] == [0]
+
+
+def test_an_interrupted_migration_is_waited_for_not_started_twice(runtime: dict) -> None:
+    """A deploy killed while its migration ran: the next run waits for that task instead of a second one."""
+    ecs = runtime["emulator"].client("ecs")
+    definition = register(runtime, "long-migration", "sleep 4")
+    running = ecs.run_task(
+        cluster=CLUSTER,
+        taskDefinition=definition,
+        launchType="FARGATE",
+        networkConfiguration=runtime["network"],
+        startedBy="airflow-ecs-migrate",
+    )["tasks"][0]["taskArn"]
+    result = run_migration(runtime, "long-migration")
+    assert not result.get("failed"), result.get("msg")
+    assert [t["task_arn"] for t in result["tasks"]] == [running]
+    assert ecs.list_tasks(cluster=CLUSTER, family="long-migration", desiredStatus="STOPPED")["taskArns"] == [running]
 
 
 def test_the_task_environment_has_the_secrets_read_with_the_execution_role(runtime: dict) -> None:

@@ -182,6 +182,8 @@ class FakeEcs:
             self.calls.append((action, body))
             if action == "DescribeTaskDefinition":
                 return 200, self._task_definition()
+            if action == "ListTasks":  # no copy of the task is running already
+                return 200, {"taskArns": []}
             if action == "RunTask":
                 if self.run_task_failures:
                     return 200, {"tasks": [], "failures": self.run_task_failures}
@@ -270,6 +272,7 @@ def test_polls_until_stopped_and_ignores_non_essential_containers(fake_ecs: Fake
     assert task["stop_code"] == "EssentialContainerExited"
     assert [(c["name"], c["exit_code"]) for c in task["containers"]] == [("airflow", 0), ("log-router", 137)]
     [run_request] = fake_ecs.requests("RunTask")
+    assert len(run_request["clientToken"]) == 36  # retried calls of the same run start one task
     assert run_request == {
         "cluster": STUB_CLUSTER,
         "taskDefinition": TASK_DEFINITION_ARN,
