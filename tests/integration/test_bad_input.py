@@ -152,6 +152,7 @@ BAD_INPUTS = {
         "the same bucket as airflow_dag_bucket",
     ),
     "retain-a-string": ({"airflow_retain_data_bucket": "true"}, "airflow_retain_data_bucket", "must be a boolean"),
+    "rollout-timeout-too-short": ({"ecs_service_rollout_timeout": 5}, "ecs_service_rollout_timeout", "at least 60"),
     "broker-timeout": ({"messaging_consumer_timeout_ms": 1000}, "messaging_consumer_timeout_ms", "at least 1800000"),
     "broker-backend-unknown": ({"broker_backend": "sqs"}, "broker_backend", "one of"),
     "amazonmq-micro-cluster": (
