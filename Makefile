@@ -21,7 +21,7 @@ PLAYBOOK_ENV := $(if $(USE_EMULATOR),AWS_ENDPOINT_URL=http://127.0.0.1:$(EMULATO
 DEPLOYER_POLICY := .state/emulator/deployer-policy.json
 AS_DEPLOYER := $(if $(USE_EMULATOR),$(PLAYBOOK_ENV) $(BIN)/ansible-playbook -i $(INVENTORY) deployer_policy.yml -e deployer_policy_file=$(abspath $(DEPLOYER_POLICY)) && eval "$$(scripts/emulator deployer-env --policy $(DEPLOYER_POLICY))" &&)
 
-.PHONY: help venv lock deploy teardown check deployer-policy emulator-start emulator-stop emulator-status lint test e2e bench cost clean
+.PHONY: help venv lock deploy deploy-dags teardown check deployer-policy emulator-start emulator-stop emulator-status lint test e2e bench cost clean
 
 help: ## List the targets
 	@grep -hE '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
@@ -53,6 +53,9 @@ deploy: venv $(if $(USE_EMULATOR),emulator-start) ## Deploy the stack (emulator:
 
 check: venv $(if $(USE_EMULATOR),emulator-start) ## Dry-run the deploy: --check --diff
 	$(PLAYBOOK_ENV) $(BIN)/ansible-playbook -i $(INVENTORY) site.yml --check --diff $(ARGS)
+
+deploy-dags: venv $(if $(USE_EMULATOR),emulator-start) ## Upload changed DAGs to the DAG bucket only (nothing else is changed)
+	$(AS_DEPLOYER) $(PLAYBOOK_ENV) $(BIN)/ansible-playbook -i $(INVENTORY) site.yml --tags dags -e '{"preflight_live_roles": ["dags"]}' $(ARGS)
 
 teardown: venv $(if $(USE_EMULATOR),emulator-start) ## Remove every resource of the stack (emulator: and stop it)
 	$(AS_DEPLOYER) $(PLAYBOOK_ENV) $(BIN)/ansible-playbook -i $(INVENTORY) teardown.yml $(ARGS)

@@ -36,6 +36,7 @@ REGION = "us-east-1"
 CLUSTER = "airflow"
 SERVICES = ["api-server", "scheduler", "dag-processor", "triggerer", "worker", "flower", "rabbitmq"]
 DAG_ID = "books_etl"
+SHIPPED_DAG = "shipped_alone"  # tests/e2e/dags/shipped_alone.py, shipped with `--tags dags`
 PAGE_COUNT = 3  # the fixture site has 3 catalogue pages, 12 book pages, 9 valid rows
 # watchtower (Airflow's CloudWatch handler) lists log groups before creating its own; the task role may
 # only create that one existing group instead, so this denial is by design (roles/airflow/vars/main.yml).
@@ -70,6 +71,7 @@ class Result:
     migrate_tasks: list[dict] = field(default_factory=list)  # every migrate task ECS knows, after the re-run
     container_logs: dict[str, int] = field(default_factory=dict)  # awslogs stream -> events
     task_environ: dict[str, dict] = field(default_factory=dict)  # service -> the agent's view of its task
+    dags_alone: dict = field(default_factory=dict)  # make deploy-dags: changed, seconds, tasks run
     rerun_changed: int | None = None  # changed= of a second site.yml while the stack runs
     restarted: list[str] = field(default_factory=list)  # task groups whose task the second run replaced
     target_health_after_rerun: list[dict] = field(default_factory=list)
@@ -203,6 +205,32 @@ class E2ERun:
         for group in elb.describe_target_groups()["TargetGroups"]:
             health = elb.describe_target_health(TargetGroupArn=group["TargetGroupArn"])
             self.result.target_health_after_rerun += health["TargetHealthDescriptions"]
+
+    def deploy_dags_alone(self) -> None:
+        """`make deploy-dags` while the stack runs: only the DAG bucket changes, and Airflow sees the new DAG."""
+        from ansible_runner import run_playbook  # noqa: PLC0415
+
+        source = self.run_dir / "dags"
+        shutil.copytree(ROOT / "dags", source, ignore=shutil.ignore_patterns("__pycache__"))
+        shutil.copy(TESTS / "e2e" / "dags" / f"{SHIPPED_DAG}.py", source)
+        began = time.monotonic()
+        play = run_playbook(
+            "site.yml",
+            self.deployer_env,
+            extra_vars={"dags_source_dir": str(source), "preflight_live_roles": ["dags"]},
+            args=["--tags", "dags"],
+        )
+        if play.returncode != 0:
+            raise RuntimeError(f"site.yml --tags dags failed (exit {play.returncode}):\n{play.output[-4000:]}")
+        shipped = time.monotonic() - began
+        api = self.api or self.login()
+        api.wait_for_dag(SHIPPED_DAG, timeout=120)
+        self.result.dags_alone = {
+            "changed": play.changed,
+            "play_seconds": round(shipped, 1),
+            "seen_after_seconds": round(time.monotonic() - began, 1),
+            "tasks": len(re.findall(r"^TASK \[", play.output, re.MULTILINE)),
+        }
 
     def wait_for_ui(self) -> None:
         assert self.emulator is not None
@@ -493,6 +521,7 @@ class E2ERun:
             self.step("deploy again", self.deploy_again)
             self.step("books_etl run", self.run_books_etl)
             self.step("migrate again", self.rerun_migrate)
+            self.step("deploy dags alone", self.deploy_dags_alone)
             self.step("task logs", self.read_task_logs)
             self.step("s3 outputs", self.read_outputs)
             self.step("cloudwatch", self.read_cloudwatch)

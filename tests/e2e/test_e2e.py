@@ -59,6 +59,13 @@ def test_a_second_deploy_changes_nothing_and_restarts_nothing(e2e: Result) -> No
     assert [t["TargetHealth"]["State"] for t in e2e.target_health_after_rerun] == ["healthy"]
 
 
+def test_make_deploy_dags_ships_a_dag_without_touching_anything_else(e2e: Result) -> None:
+    reached(e2e, "deploy dags alone")
+    assert e2e.dags_alone["changed"] == 1, e2e.dags_alone  # the upload, nothing else
+    assert e2e.dags_alone["seen_after_seconds"] < 90, e2e.dags_alone
+    print(f"deploy-dags: {e2e.dags_alone}")
+
+
 def test_service_tasks_are_registered_in_cloud_map(e2e: Result) -> None:
     reached(e2e, "ecs state")
     registered = {name: [i["Id"] for i in instances] for name, instances in e2e.discovery.items()}
