@@ -5,11 +5,13 @@ second, as ECS's scheduler and agent do:
 
 - RDS: each PostgreSQL instance is a local PostgreSQL server (servers.Postgres) with its master user
   and database; it stops when the instance is deleted;
-- ECS services: desiredCount tasks of the PRIMARY deployment; a new task definition starts a rolling
-  deployment (up to 200 %, an old task stops once a new one is healthy, 100 % minimum healthy); a task
-  that exits or fails its health check is replaced, with a growing delay when it keeps failing;
-  runningCount, pendingCount and the deployments' rolloutState follow the tasks; a deleted service
-  stays DRAINING until its tasks stopped;
+- ECS services: desiredCount tasks of the PRIMARY deployment; a new task definition or a forced
+  deployment rolls by the service's maximumPercent / minimumHealthyPercent (200 / 100 by default: an
+  old task stops once a new one is healthy); a task that exits or fails its health check is replaced,
+  with a growing delay when it keeps failing; the deployment circuit breaker fails a deployment after
+  max(3, desired / 2) failed tasks and rolls back to the last completed revision when asked;
+  runningCount, pendingCount, failedTasks and rolloutState follow the tasks; a deleted service stays
+  DRAINING until its tasks stopped;
 - tasks (services' and RunTask's): `TaskRun` starts the container as a process from its task
   definition and moves it PROVISIONING -> PENDING -> RUNNING -> STOPPED with exit code, stop code,
   stoppedReason and health, as ECS reports them;
