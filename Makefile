@@ -72,7 +72,7 @@ lint: venv ## ruff and ansible-lint (production profile)
 test: venv lint ## Everything that proves the project: lint, unit, DAG and integration tests
 	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/pytest -n 2 --dist loadgroup --no-loadscope-reorder $(PYTEST_ARGS)
 
-bench: venv ## Deploy / re-run / teardown figures, then cold start and Celery-vs-Local fan-out (ARGS='--keep-logs')
+bench: venv ## Deploy / re-run / teardown figures, then make deploy to a running Airflow, first books_etl, Celery-vs-Local fan-out
 	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/python scripts/bench.py $(ARGS)
 	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/python -m e2e.bench
 
@@ -82,5 +82,5 @@ cost: venv ## Monthly AWS cost estimate of the stack (INVENTORY=inventories/aws,
 clean: emulator-stop ## Remove the venv and local state
 	rm -rf $(VENV) .state .pytest_cache .ruff_cache
 
-e2e: venv ## Only the end-to-end run: deploy on the local runtime, books_etl through the UI's URL, teardown (~4 min)
+e2e: venv ## Only the end-to-end run: make deploy on the local runtime, books_etl through the UI URL, teardown (~3 min)
 	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/pytest tests/e2e -s $(PYTEST_ARGS)
