@@ -45,7 +45,7 @@ from moto.servicediscovery.models import servicediscovery_backends
 
 from embedded_aws import ecs_state, servers
 from embedded_aws.forwarder import Listener, free_port
-from embedded_aws.processes import Processes, kill_leftovers, leftovers
+from embedded_aws.processes import Processes, kill_leftovers
 from embedded_aws.task_run import TaskRun
 
 log = logging.getLogger("embedded_aws.agent")
@@ -188,9 +188,7 @@ class Agent:
             try:
                 postgres.start()
                 postgres.create_database(
-                    servers.DatabaseUrl(
-                        instance.master_username, instance._master_user_password, "", 0, instance.db_name or ""
-                    )
+                    servers.DatabaseUrl(database.user, database.password, "", 0, instance.db_name or "")
                 )
                 database.ready.set()
             except Exception as exc:  # tasks that need it fail to connect, as with a broken instance
@@ -312,16 +310,9 @@ class Agent:
             self.failures[run.service_arn] = (0, 0.0) if run.became_ready else (failures, time.time())
             return
         self.failures[run.service_arn] = (0 if run.became_ready else failures + 1, time.time())
-        for deployment in self.service_by_arn(run.service_arn, "deployments") or []:
+        for deployment in getattr(self.find_service(run.service_arn), "deployments", []):
             if deployment.get("id") == run.task.started_by and deployment.get("rolloutState") == "IN_PROGRESS":
                 deployment["failedTasks"] = int(deployment.get("failedTasks") or 0) + 1
-
-    def service_by_arn(self, arn: str, attribute: str) -> Any:
-        for _, _, ecs in regional(ecs_backends):
-            for service in list(ecs.services.values()):
-                if service.arn == arn:
-                    return getattr(service, attribute)
-        return None
 
     def update_counts(self, service: Any, runs: list[TaskRun], primary: dict[str, Any] | None = None) -> None:
         running = [r for r in runs if r.task.last_status == "RUNNING"]
@@ -447,26 +438,20 @@ class Agent:
 
     def reconcile_listeners(self) -> None:
         self.check_targets()
-        for _, _, elb in regional(elbv2_backends):
-            for balancer in list(elb.load_balancers.values()):
-                for listener in list(balancer.listeners.values()):
-                    forward = [a for a in listener.default_actions if a.type == "forward"]
-                    if forward and f"lb:{listener.arn}" not in self.listeners:
-                        group = (
-                            forward[0].data.get("TargetGroupArn")
-                            or forward[0].data["ForwardConfig"]["TargetGroups"][0]["TargetGroupArn"]
-                        )
-                        self.listeners[f"lb:{listener.arn}"] = listen(
-                            f"{balancer.name}:{listener.port}",
-                            lambda g=group: self.healthy_targets(g),
-                            LISTENER_PORT_OFFSET + int(listener.port),
-                        )
-        live = {
-            lb_listener.arn
-            for _, _, elb in regional(elbv2_backends)
-            for b in list(elb.load_balancers.values())
-            for lb_listener in list(b.listeners.values())
-        }
+        listeners = balancer_listeners()
+        for balancer, listener in listeners:
+            forward = [a for a in listener.default_actions if a.type == "forward"]
+            if forward and f"lb:{listener.arn}" not in self.listeners:
+                group = (
+                    forward[0].data.get("TargetGroupArn")
+                    or forward[0].data["ForwardConfig"]["TargetGroups"][0]["TargetGroupArn"]
+                )
+                self.listeners[f"lb:{listener.arn}"] = listen(
+                    f"{balancer.name}:{listener.port}",
+                    lambda g=group: self.healthy_targets(g),
+                    LISTENER_PORT_OFFSET + int(listener.port),
+                )
+        live = {listener.arn for _, listener in listeners}
         for key in [k for k in self.listeners if k.startswith("lb:") and k[3:] not in live]:
             self.listeners.pop(key).close()
 
@@ -538,16 +523,14 @@ class Agent:
     def publish(self) -> None:
         """runtime.json: the local URL of each ALB listener, the tasks and the databases."""
         balancers = {}
-        for _, _, elb in regional(elbv2_backends):
-            for balancer in list(elb.load_balancers.values()):
-                for listener in list(balancer.listeners.values()):
-                    local = self.listeners.get(f"lb:{listener.arn}")
-                    if local:
-                        balancers[f"{balancer.dns_name}:{listener.port}"] = {
-                            "name": balancer.name,
-                            "url": f"http://127.0.0.1:{local.port}",
-                            "healthy_targets": len(local.backends()),
-                        }
+        for balancer, listener in balancer_listeners():
+            local = self.listeners.get(f"lb:{listener.arn}")
+            if local:
+                balancers[f"{balancer.dns_name}:{listener.port}"] = {
+                    "name": balancer.name,
+                    "url": f"http://127.0.0.1:{local.port}",
+                    "healthy_targets": len(local.backends()),
+                }
         services = {
             f"{service.cluster_name}/{service.name}": {
                 "status": service.status,
@@ -580,7 +563,6 @@ class Agent:
                 d.key: {"port": d.postgres.port, "ready": d.ready.is_set(), "error": d.error}
                 for d in self.databases.values()
             },
-            "leftover_processes": [] if self.runs or self.databases else leftovers(str(self.settings.runtime_dir)),
         }
         text = json.dumps(state, indent=2, sort_keys=True, default=str)
         if text != self._published:
@@ -588,6 +570,16 @@ class Agent:
             path.with_suffix(".tmp").write_text(text)
             path.with_suffix(".tmp").replace(path)
             self._published = text
+
+
+def balancer_listeners() -> list[tuple[Any, Any]]:
+    """(load balancer, listener) for every listener of every load balancer the emulator holds."""
+    return [
+        (balancer, listener)
+        for _, _, elb in regional(elbv2_backends)
+        for balancer in list(elb.load_balancers.values())
+        for listener in list(balancer.listeners.values())
+    ]
 
 
 def listen(name: str, backends: Any, preferred: int) -> Listener:

@@ -19,7 +19,6 @@ import json
 import os
 import secrets
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -30,6 +29,7 @@ from pathlib import Path
 import boto3
 
 from embedded_aws import servers
+from embedded_aws.forwarder import free_port
 from embedded_aws.processes import alive, kill_leftovers
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -56,12 +56,6 @@ def endpoint_env(url: str) -> dict[str, str]:
         "AWS_DEFAULT_REGION": REGION,
         "AWS_REGION": REGION,
     }
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def check_prerequisites() -> None:
@@ -91,6 +85,11 @@ def check_traversable(runtime_dir: Path) -> None:
             )
 
 
+def iam_log_path(runtime_dir: Path) -> Path:
+    """Every IAM decision, one JSON line each (iam.py), beside the runtime directory (which the agent empties)."""
+    return runtime_dir.parent / f"{runtime_dir.name}-iam.log"
+
+
 @dataclass
 class Emulator:
     """A running embedded emulator; `url` is its endpoint."""
@@ -117,8 +116,7 @@ class Emulator:
 
     @property
     def iam_log(self) -> Path | None:
-        """Every IAM decision, one JSON line each (iam.py), beside the runtime directory."""
-        return self.runtime_dir.parent / f"{self.runtime_dir.name}-iam.log" if self.runtime_dir else None
+        return iam_log_path(self.runtime_dir) if self.runtime_dir else None
 
     def runtime(self) -> dict:
         """What the agent published: load balancers' local URLs, tasks, databases ({} without the runtime)."""
@@ -174,7 +172,7 @@ def start_emulator(
             EMBEDDED_AWS_CREDENTIALS_TOKEN=secrets.token_hex(16),
             EMBEDDED_AWS_ENFORCE_IAM="1",
         )
-        env["EMBEDDED_AWS_IAM_LOG"] = str(runtime_dir.parent / f"{runtime_dir.name}-iam.log")
+        env["EMBEDDED_AWS_IAM_LOG"] = str(iam_log_path(runtime_dir))
     else:
         runtime_dir = None
     log_path.parent.mkdir(parents=True, exist_ok=True)

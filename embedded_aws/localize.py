@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from embedded_aws.forwarder import free_port
 from embedded_aws.task_definitions import Container
 
 LOCALHOST = "127.0.0.1"
@@ -91,16 +92,10 @@ class LocalEndpoints:
     extra_rabbitmq: dict[str, int] = field(default_factory=dict)  # epmd and distribution ports
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind((LOCALHOST, 0))
-        return sock.getsockname()[1]
-
-
 def task_ports(container: Container) -> dict[int, int]:
     """A free local port for every port the container listens on (its port mappings and Airflow's)."""
     ports = set(container.ports)
-    if is_airflow(container):
+    if is_airflow(container.image):
         ports |= {int(container.environment.get(key, default)) for key, default in AIRFLOW_PORT_SETTINGS}
     return {port: free_port() for port in sorted(ports)}
 
@@ -125,12 +120,12 @@ def rewrite_urls(value: str, hosts: dict[tuple[str, int], tuple[str, int]]) -> s
     return URL.sub(replace, value)
 
 
-def is_airflow(container: Container) -> bool:
-    return container.image.split(":", 1)[0].endswith("apache/airflow")
+def is_airflow(image: str) -> bool:
+    return image.split(":", 1)[0].endswith("apache/airflow")
 
 
-def is_rabbitmq(container: Container) -> bool:
-    return container.image.split(":", 1)[0].split("/")[-1] == "rabbitmq"
+def is_rabbitmq(image: str) -> bool:
+    return image.split(":", 1)[0].rsplit("/", maxsplit=1)[-1] == "rabbitmq"
 
 
 @dataclass
@@ -164,13 +159,13 @@ def localize(container: Container, endpoints: LocalEndpoints, platform: dict[str
         put(key, rewrite_urls(value, endpoints.hosts), "host")
 
     health = container.health_check.command if container.health_check else None
-    if is_airflow(container):
+    if is_airflow(container.image):
         for key, default in AIRFLOW_PORT_SETTINGS:
             stack_port = int(env.get(key, default))
             put(key, str(endpoints.ports.get(stack_port, stack_port)), "port")
         for key in AIRFLOW_BIND_SETTINGS:
             put(key, LOCALHOST, "bind")
-    if is_rabbitmq(container):
+    if is_rabbitmq(container.image):
         stack_port = int(env.get("RABBITMQ_NODE_PORT", 5672))
         put("RABBITMQ_NODE_PORT", str(endpoints.ports[stack_port]), "port")
         put("RABBITMQ_NODE_IP_ADDRESS", LOCALHOST, "bind")
@@ -187,7 +182,7 @@ def localize(container: Container, endpoints: LocalEndpoints, platform: dict[str
             rewrites.append(Rewrite(name, HEALTH_CHECK, "port", health, local))
             health = local
 
-    if is_airflow(container):
+    if is_airflow(container.image):
         put("AWS_ENDPOINT_URL", endpoints.aws_endpoint, "aws-endpoint")
 
     overlap = sorted(set(platform) & set(container.declared_env))

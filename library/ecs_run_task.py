@@ -591,14 +591,15 @@ def main() -> None:
 
     stopped = wait_until_stopped(module, client, cluster, arns, task_definition_arn)
     summaries = [task_summary(task) for task in stopped]
-    problems = [problem for task in stopped for problem in task_problems(task, checked_names)]
+    failed = {task["taskArn"]: task_problems(task, checked_names) for task in stopped}
+    problems = [problem for reasons in failed.values() for problem in reasons]
     if problems:
         logs = module.client("logs", retry_decorator=AWSRetry.jittered_backoff())
         tails = [
-            f"last log lines of {name} in task {task['taskArn'].rsplit('/', 1)[-1]}:\n"
-            + log_tail(logs, task_definition, name, task["taskArn"].rsplit("/", 1)[-1])
-            for task in stopped
-            if task_problems(task, checked_names)
+            f"last log lines of {name} in task {arn.rsplit('/', 1)[-1]}:\n"
+            + log_tail(logs, task_definition, name, arn.rsplit("/", 1)[-1])
+            for arn, reasons in failed.items()
+            if reasons
             for name in checked_names
         ]
         module.fail_json(

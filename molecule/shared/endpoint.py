@@ -25,7 +25,6 @@ import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -43,7 +42,7 @@ sys.path.insert(0, str(PROJECT / "tests"))  # the test harness's leftover listin
 from stack_inventory import CHECKS  # noqa: E402
 
 sys.path.insert(0, str(PROJECT))
-from embedded_aws.launcher import start_emulator  # noqa: E402
+from embedded_aws.launcher import free_port, start_emulator  # noqa: E402
 
 REGION = "us-east-1"
 CREDENTIALS = {"aws_access_key_id": "testing", "aws_secret_access_key": "testing"}
@@ -84,12 +83,6 @@ def write_state(path: Path, state: dict[str, Any]) -> None:
     tmp = path.with_suffix(".tmp")
     tmp.write_text(json.dumps(state, indent=2) + "\n")
     tmp.replace(path)
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def answers(url: str) -> bool:
