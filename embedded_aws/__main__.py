@@ -7,7 +7,9 @@ Use launcher.py rather than this module directly: it sets these and stops what t
 
 moto answers DescribeOrderableDBInstanceOptions only for Aurora and Neptune; the preflight asks it for
 PostgreSQL to refuse an instance class or engine version the region does not offer, so the emulator
-answers it from offerings.json, a sample of what RDS offers (read from the RDS user guide).
+answers it from offerings.json, a sample of what RDS offers (read from the RDS user guide). As RDS does,
+an instance created or modified with a major version only ("17") runs that major's default minor (here
+the newest offered), which DescribeDBInstances reports.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 import moto.server
-from moto.rds.models import RDSBackend
+from moto.rds.models import DBInstance, RDSBackend
 
 from embedded_aws import credentials, iam
 
@@ -51,6 +53,22 @@ def describe_orderable_db_instance_options(self: RDSBackend, engine: str, engine
 
 
 RDSBackend.describe_orderable_db_instance_options = describe_orderable_db_instance_options
+
+
+def default_minor(engine: str, version: str) -> str:
+    """The version RDS runs for `version`: a major alone becomes its default minor."""
+    table = OFFERINGS["rds"].get(engine)
+    if table is None or "." in str(version):
+        return version
+    minors = [v for v in table["versions"] if v.split(".")[0] == str(version)]
+    return max(minors, key=lambda v: tuple(int(part) for part in v.split("."))) if minors else version
+
+
+def _set_engine_version(self: DBInstance, value: str) -> None:
+    self._engine_version = default_minor(self.engine, value) if value else value
+
+
+DBInstance.engine_version = property(DBInstance.engine_version.fget, _set_engine_version)
 
 
 def start_agent() -> None:

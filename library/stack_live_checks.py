@@ -24,7 +24,9 @@ options:
     description: vpc_name, vpc_cidr, az_count, public_cidrs, private_cidrs (deploy only).
     type: dict
   database:
-    description: identifier, engine_version, instance_class, allocated_storage, name (deploy only).
+    description:
+      - identifier, engine_version, instance_class, allocated_storage, name (deploy); identifier and
+        skip_final_snapshot (teardown, which refuses a database with deletion protection on).
     type: dict
   namespace: {description: The Cloud Map namespace name (deploy only)., type: str}
   buckets:
@@ -72,6 +74,16 @@ kms_key_arn:
   description: The ARN of the secrets' KMS key (kms_key_id resolved); empty without one.
   type: str
   returned: always
+database:
+  description:
+    - With I(mode=deploy) and I(database), what the database role asks RDS for.
+    - C(engine_version) is the live version when the wanted one is its major or the same version (RDS upgrades
+      minors itself, so a major-only pin never asks for a downgrade), else the wanted version (a minor upgrade).
+    - C(password_version) is the secret version the live master password was set from (the instance's
+      C(airflow-ecs:password-version) tag); empty when the instance does not exist or was never tagged.
+  type: dict
+  returned: always
+  sample: {exists: true, engine_version: "17.6", password_version: "a1b2c3d4-..."}
 """
 
 import contextlib
@@ -85,6 +97,7 @@ from ansible_collections.amazon.aws.plugins.module_utils.modules import AnsibleA
 from ansible_collections.amazon.aws.plugins.module_utils.retries import AWSRetry
 
 STACK_TAG = "airflow-ecs:stack"
+PASSWORD_VERSION_TAG = "airflow-ecs:password-version"
 REGION_TAG = "airflow-ecs:region"
 ARN_REGION = re.compile(r"arn:aws[a-z-]*:[a-z0-9-]+:([a-z]{2}(?:-gov|-iso[a-z]?)?-[a-z]+-[0-9]+):")
 
@@ -107,6 +120,7 @@ class Checks:
         self.iam_roles_elsewhere: list[str] = []
         self.deletable_buckets: list[str] = []
         self.kms_key_arn = ""
+        self.database_plan: dict[str, Any] = {}
         self._clients: dict[str, Any] = {}
 
     def client(self, service: str) -> Any:
@@ -222,6 +236,7 @@ class Checks:
     def database(self, wanted: dict) -> None:
         rds = self.client("rds")
         version, instance_class = str(wanted["engine_version"]), wanted["instance_class"]
+        want = version_tuple(version)
         paginator = rds.get_paginator("describe_orderable_db_instance_options")
         offered = {
             option["EngineVersion"]
@@ -243,16 +258,19 @@ class Checks:
                 f"got {version!r}, which RDS does not offer for {instance_class} in {self.region}; offered: "
                 f"{', '.join(majors[-8:])}",
             )
-        try:
-            instance = rds.describe_db_instances(DBInstanceIdentifier=wanted["identifier"], aws_retry=True)[
-                "DBInstances"
-            ][0]
-        except ClientError as err:
-            if error_code(err) == "DBInstanceNotFound":
-                return
-            raise
+        self.database_plan = {"exists": False, "engine_version": version, "password_version": ""}
+        instance = self.db_instance(wanted["identifier"])
+        if instance is None:
+            return
         current = instance["EngineVersion"]
-        have, want = version_tuple(current), version_tuple(version)
+        tags = {tag["Key"]: tag["Value"] for tag in instance.get("TagList", [])}
+        self.database_plan = {
+            "exists": True,
+            # "17" (or "17.6") against a live 17.6 asks for nothing; "17.7" asks for a minor upgrade.
+            "engine_version": current if version_tuple(current)[: len(want)] == want else version,
+            "password_version": tags.get(PASSWORD_VERSION_TAG, ""),
+        }
+        have = version_tuple(current)
         if want[0] < have[0] or (len(want) > 1 and want[0] == have[0] and want < have):
             self.refuse(
                 "database_engine_version",
@@ -278,6 +296,29 @@ class Checks:
                 "database_name",
                 f"got {wanted['name']!r}, but the database was created as {instance['DBName']!r} and RDS sets the name "
                 "only at creation: keep it",
+            )
+
+    def db_instance(self, identifier: str) -> dict | None:
+        try:
+            return self.client("rds").describe_db_instances(DBInstanceIdentifier=identifier, aws_retry=True)[
+                "DBInstances"
+            ][0]
+        except ClientError as err:
+            if error_code(err) == "DBInstanceNotFound":
+                return None
+            raise
+
+    def protected_database(self, wanted: dict) -> None:
+        """A teardown would remove everything else and then stop at a protected database: refuse it first."""
+        instance = self.db_instance(wanted["identifier"])
+        if instance and instance.get("DeletionProtection"):
+            snapshot = "without a final snapshot" if wanted.get("skip_final_snapshot") else "after a final snapshot"
+            self.refuse(
+                "database_deletion_protection",
+                f"the database {wanted['identifier']} has deletion protection on, so the teardown would stop there "
+                "with the rest of the stack gone; nothing was deleted. To tear the stack down, set "
+                "database_deletion_protection: false and deploy (site.yml), then run the teardown, "
+                f"which deletes the database {snapshot} (database_skip_final_snapshot)",
             )
 
     # --- Cloud Map: the namespace name is fixed
@@ -471,6 +512,8 @@ class Checks:
                 self.kms_key(params["kms_key_id"])
             if params["amazonmq"]:
                 self.amazonmq(params["amazonmq"])
+        elif params["database"]:
+            self.protected_database(params["database"])
         self.buckets()
 
 
@@ -504,6 +547,7 @@ def main() -> None:
         "iam_roles_elsewhere": checks.iam_roles_elsewhere,
         "deletable_buckets": checks.deletable_buckets,
         "kms_key_arn": checks.kms_key_arn,
+        "database": checks.database_plan,
     }
     if checks.problems:
         module.fail_json(msg="\n".join(["Refused before any change:", *checks.problems]))

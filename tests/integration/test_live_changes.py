@@ -11,7 +11,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 import pytest
-from ansible_runner import run_playbook
+import yaml
+from ansible_runner import ROOT, run_playbook
 from emulator import Emulator, start_emulator
 from stack_inventory import stack_snapshot
 
@@ -138,13 +139,43 @@ def test_teardown_refuses_to_empty_a_bucket_holding_objects_the_stack_did_not_wr
             s3.delete_object(Bucket=live.dag_bucket, Key=version["Key"], VersionId=version["VersionId"])
 
 
-def test_teardown_keeps_a_retained_data_bucket_and_removes_the_rest(live):
-    """Last: the stack goes. The data bucket stays with its objects; the foreign bucket is untouched."""
+def test_the_production_database_settings_keep_the_database_from_a_teardown(live):
+    """The aws inventory's database settings, deployed: deletion protection is on, and a teardown refuses
+    before it deletes anything, naming the way out."""
+    production = yaml.safe_load((ROOT / "inventories/aws/group_vars/airflow_ecs/main.yml").read_text())
+    settings = {key: value for key, value in production.items() if key.startswith("database_")}
+    assert settings["database_deletion_protection"] is True and settings["database_skip_final_snapshot"] is False
+    rds = live.emulator.client("rds")
+    deployed = run_playbook("site.yml", live.emulator.env(), extra_vars={**BASE, **settings})
+    try:
+        assert deployed.returncode == 0, deployed.output[-3000:]
+        (instance,) = rds.describe_db_instances()["DBInstances"]
+        assert instance["DeletionProtection"] and instance["MultiAZ"]
+        before = stack_snapshot(live.emulator)
+        refused = run_playbook("teardown.yml", live.emulator.env(), extra_vars={**BASE, **settings})
+        assert refused.returncode != 0
+        assert (
+            "database_deletion_protection: the database airflow-metadata has deletion protection on" in refused.output
+        )
+        assert "after a final snapshot" in refused.output, refused.output[-3000:]
+        assert_unchanged(before, stack_snapshot(live.emulator))
+    finally:
+        rds.modify_db_instance(DBInstanceIdentifier="airflow-metadata", DeletionProtection=False, ApplyImmediately=True)
+
+
+def test_teardown_keeps_a_retained_data_bucket_and_a_final_snapshot_and_removes_the_rest(live):
+    """Last: the stack goes. The data bucket stays with its objects, the database as its final snapshot;
+    the foreign bucket is untouched."""
     s3 = live.emulator.client("s3")
     data_bucket = next(b["Name"] for b in s3.list_buckets()["Buckets"] if "-data-" in b["Name"])
     s3.put_object(Bucket=data_bucket, Key="curated/books.parquet", Body=b"rows")
-    result = run_playbook("teardown.yml", live.emulator.env(), extra_vars={**BASE, "airflow_retain_data_bucket": True})
+    keep = {"airflow_retain_data_bucket": True, "database_skip_final_snapshot": False}
+    result = run_playbook("teardown.yml", live.emulator.env(), extra_vars={**BASE, **keep})
     assert result.returncode == 0, result.output[-3000:]
     left = stack_snapshot(live.emulator)["resources"]
     assert sorted(left) == sorted([f"s3 bucket {data_bucket}", f"s3 bucket {FOREIGN_BUCKET}"]), left
     assert s3.get_object(Bucket=data_bucket, Key="curated/books.parquet")["Body"].read() == b"rows"
+    snapshots = live.emulator.client("rds").describe_db_snapshots(DBInstanceIdentifier="airflow-metadata")[
+        "DBSnapshots"
+    ]
+    assert [s["DBSnapshotIdentifier"].startswith("airflow-metadata-final-") for s in snapshots] == [True], snapshots

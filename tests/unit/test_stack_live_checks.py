@@ -55,3 +55,65 @@ def test_an_iam_role_of_another_owner_stops_a_deploy_and_is_left_alone_by_a_tear
     )
     teardown = run_module("stack_live_checks", {**args, "mode": "teardown"}, env=clean_emulator.env(), check=True)
     assert not teardown.get("failed") and teardown["iam_roles_elsewhere"] == ["airflow-ecs-execution"]
+
+
+def database_check(emulator, mode: str = "deploy", **wanted) -> dict:
+    database = {
+        "identifier": "airflow-metadata",
+        "engine_version": "17",
+        "instance_class": "db.t4g.micro",
+        "allocated_storage": 20,
+        "name": "airflow",
+        **wanted,
+    }
+    if mode == "teardown":
+        database = {"identifier": "airflow-metadata", "skip_final_snapshot": False}
+    args = {"stack_name": "airflow", "region": "us-east-1", "mode": mode, "database": database}
+    return run_module("stack_live_checks", args, env=emulator.env(), check=True)
+
+
+def create_database(emulator, version: str, **extra) -> dict:
+    return emulator.client("rds").create_db_instance(
+        DBInstanceIdentifier="airflow-metadata",
+        Engine="postgres",
+        EngineVersion=version,
+        DBInstanceClass="db.t4g.micro",
+        AllocatedStorage=20,
+        MasterUsername="airflow",
+        MasterUserPassword="first-password",
+        DBName="airflow",
+        **extra,
+    )["DBInstance"]
+
+
+def test_a_major_only_version_runs_the_default_minor_and_never_asks_for_another(clean_emulator):
+    assert database_check(clean_emulator)["database"] == {
+        "exists": False,
+        "engine_version": "17",
+        "password_version": "",
+    }
+    # As RDS: "17" runs its default minor (the emulator's newest offered), which is what a re-run keeps.
+    assert create_database(clean_emulator, "17")["EngineVersion"] == "17.6"
+    assert database_check(clean_emulator)["database"]["engine_version"] == "17.6"
+    assert database_check(clean_emulator, engine_version="17.6")["database"]["engine_version"] == "17.6"
+
+
+def test_a_minor_upgraded_by_rds_is_kept_and_a_newer_minor_is_asked_for(clean_emulator):
+    create_database(clean_emulator, "17.5", Tags=[{"Key": "airflow-ecs:password-version", "Value": "v1"}])
+    assert database_check(clean_emulator)["database"] == {
+        "exists": True,
+        "engine_version": "17.5",
+        "password_version": "v1",
+    }
+    assert database_check(clean_emulator, engine_version="17.6")["database"]["engine_version"] == "17.6"
+    refused = database_check(clean_emulator, engine_version="17.4")
+    assert refused["failed"] and "database_engine_version: got '17.4', but the database runs 17.5" in refused["msg"]
+
+
+def test_a_teardown_refuses_a_database_with_deletion_protection(clean_emulator):
+    create_database(clean_emulator, "17", DeletionProtection=True)
+    refused = database_check(clean_emulator, mode="teardown")
+    assert refused["failed"] and "database_deletion_protection: the database airflow-metadata" in refused["msg"]
+    assert "after a final snapshot" in refused["msg"]
+    clean_emulator.client("rds").modify_db_instance(DBInstanceIdentifier="airflow-metadata", DeletionProtection=False)
+    assert not database_check(clean_emulator, mode="teardown").get("failed")
