@@ -3,7 +3,8 @@
 Steps (each timed; the first failure skips the rest, and the emulator and everything it ran are
 stopped in any case): the embedded emulator with the local ECS agent -> site.yml -> the ALB listener
 has a healthy target (the UI URL `make deploy` prints) -> what ECS, ELB and Cloud Map report -> the
-migrate task once more -> books_etl through the UI's URL and the Celery worker -> S3 outputs, task logs,
+migrate task once more -> books_etl through the UI's URL and the Celery worker -> a DAG shipped alone
+-> every secret rotated (a stored connection read before and after) -> S3 outputs, task logs,
 CloudWatch -> the UI in headless Chromium -> what IAM denied -> teardown.yml -> nothing left running.
 """
 
@@ -21,7 +22,11 @@ import traceback
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from secrets import token_urlsafe
 from typing import Any
+
+import psycopg2
+from cryptography.fernet import Fernet
 
 from e2e import browser
 from e2e.airflow_api import AirflowApi
@@ -37,6 +42,9 @@ CLUSTER = "airflow"
 SERVICES = ["api-server", "scheduler", "dag-processor", "triggerer", "worker", "flower", "rabbitmq"]
 DAG_ID = "books_etl"
 SHIPPED_DAG = "shipped_alone"  # tests/e2e/dags/shipped_alone.py, shipped with `--tags dags`
+ROTATION_DAG = "rotation_check"  # tests/e2e/dags/rotation_check.py, shipped with it
+# Every generated secret but the admin user's, rotated on the running stack.
+ROTATED = ["database", "broker", "fernet_key", "jwt_secret", "api_secret_key"]
 PAGE_COUNT = 3  # the fixture site has 3 catalogue pages, 12 book pages, 9 valid rows
 # watchtower (Airflow's CloudWatch handler) lists log groups before creating its own; the task role may
 # only create that one existing group instead, so this denial is by design (roles/airflow/vars/main.yml).
@@ -65,13 +73,14 @@ class Result:
     findings: list[str] = field(default_factory=list)
     ui_url: str = ""
     services: dict[str, dict] = field(default_factory=dict)  # DescribeServices, by service name
-    tasks: dict[str, dict] = field(default_factory=dict)  # DescribeTasks of the running tasks, by group
+    tasks: dict[str, list[dict]] = field(default_factory=dict)  # DescribeTasks of the running tasks, by group
     target_health: list[dict] = field(default_factory=list)
     discovery: dict[str, list[dict]] = field(default_factory=dict)  # Cloud Map name -> its instances
     migrate_tasks: list[dict] = field(default_factory=list)  # every migrate task ECS knows, after the re-run
     container_logs: dict[str, int] = field(default_factory=dict)  # awslogs stream -> events
     task_environ: dict[str, dict] = field(default_factory=dict)  # service -> the agent's view of its task
     dags_alone: dict = field(default_factory=dict)  # make deploy-dags: changed, seconds, tasks run
+    rotation: dict = field(default_factory=dict)  # secrets_rotate of every secret on the running stack
     rerun_changed: int | None = None  # changed= of a second site.yml while the stack runs
     restarted: list[str] = field(default_factory=list)  # task groups whose task the second run replaced
     target_health_after_rerun: list[dict] = field(default_factory=list)
@@ -186,25 +195,25 @@ class E2ERun:
         from ansible_runner import run_playbook  # noqa: PLC0415
 
         assert self.emulator is not None
-        before = {
-            t["group"]: task_id
-            for task_id, t in self.emulator.runtime()["tasks"].items()
-            if t["lastStatus"] == "RUNNING"
-        }
+        before = self.running_task_ids()
         play = run_playbook("site.yml", self.deployer_env)
         if play.returncode != 0:
             raise RuntimeError(f"the second site.yml failed (exit {play.returncode}):\n{play.output[-4000:]}")
         self.result.rerun_changed = play.changed
-        after = {
-            t["group"]: task_id
-            for task_id, t in self.emulator.runtime()["tasks"].items()
-            if t["lastStatus"] == "RUNNING"
-        }
-        self.result.restarted = sorted(group for group, task in before.items() if after.get(group) != task)
+        after = self.running_task_ids()
+        self.result.restarted = sorted(group for group, tasks in before.items() if after.get(group) != tasks)
         elb = self.client("elbv2")
         for group in elb.describe_target_groups()["TargetGroups"]:
             health = elb.describe_target_health(TargetGroupArn=group["TargetGroupArn"])
             self.result.target_health_after_rerun += health["TargetHealthDescriptions"]
+
+    def running_task_ids(self) -> dict[str, set[str]]:
+        assert self.emulator is not None
+        running: dict[str, set[str]] = {}
+        for task_id, task in self.emulator.runtime()["tasks"].items():
+            if task["lastStatus"] == "RUNNING":
+                running.setdefault(task["group"], set()).add(task_id)
+        return running
 
     def deploy_dags_alone(self) -> None:
         """`make deploy-dags` while the stack runs: only the DAG bucket changes, and Airflow sees the new DAG."""
@@ -212,7 +221,8 @@ class E2ERun:
 
         source = self.run_dir / "dags"
         shutil.copytree(ROOT / "dags", source, ignore=shutil.ignore_patterns("__pycache__"))
-        shutil.copy(TESTS / "e2e" / "dags" / f"{SHIPPED_DAG}.py", source)
+        for dag_file in (TESTS / "e2e" / "dags").glob("*.py"):
+            shutil.copy(dag_file, source)
         began = time.monotonic()
         play = run_playbook(
             "site.yml",
@@ -232,6 +242,87 @@ class E2ERun:
             "tasks": len(re.findall(r"^TASK \[", play.output, re.MULTILINE)),
         }
 
+    def rotate_secrets(self) -> None:
+        """site.yml -e secrets_rotate=[every secret but the admin's] while the stack runs: a connection and a
+        variable stored before read the same on a worker after, RDS takes the new password, and the data
+        ends up encrypted with the new Fernet key alone."""
+        from ansible_runner import run_playbook  # noqa: PLC0415
+
+        assert self.emulator is not None
+        api = self.api or self.login()
+        conf = {
+            "conn_id": "e2e_rotation",
+            "password": token_urlsafe(16),
+            "variable": "e2e_rotation_variable",
+            "value": token_urlsafe(16),
+        }
+        api.request(
+            "POST",
+            "/api/v2/connections",
+            json={"connection_id": conf["conn_id"], "conn_type": "generic", "password": conf["password"]},
+        )
+        api.request("POST", "/api/v2/variables", json={"key": conf["variable"], "value": conf["value"]})
+        before_run = self.run_dag(ROTATION_DAG, conf, guard_schedule=False)
+        manager = self.client("secretsmanager")
+
+        def values() -> dict[str, str]:
+            return {
+                key: manager.get_secret_value(SecretId=f"{CLUSTER}/{key.replace('_', '-')}")["SecretString"]
+                for key in ROTATED
+            }
+
+        before = values()
+        began = time.monotonic()
+        # The same DAG folder as `make deploy-dags` shipped (a deploy makes the bucket mirror its folder).
+        extra = {"secrets_rotate": ROTATED, "dags_source_dir": str(self.run_dir / "dags")}
+        play = run_playbook("site.yml", self.deployer_env, extra_vars=extra)
+        (self.run_dir / "rotation-play.txt").write_text(play.output)
+        if play.returncode != 0:
+            raise RuntimeError(f"site.yml with secrets_rotate failed (exit {play.returncode}):\n{play.output[-4000:]}")
+        seconds = round(time.monotonic() - began, 1)
+        after = values()
+        api = self.login()  # the JWT secret changed: earlier tokens are void
+        after_run = self.run_dag(ROTATION_DAG, conf, guard_schedule=False)
+        (database,) = self.emulator.runtime()["databases"].values()
+        old_login, new_login = json.loads(before["database"]), json.loads(after["database"])
+
+        def connect(login: dict) -> Any:
+            return psycopg2.connect(
+                host="127.0.0.1",
+                port=database["port"],
+                dbname="airflow",
+                user=login["username"],
+                password=login["password"],
+                connect_timeout=5,
+            )
+
+        conn = connect(new_login)
+        with conn, conn.cursor() as cur:
+            cur.execute("SELECT password FROM connection WHERE conn_id = %s", (conf["conn_id"],))
+            (stored_password,) = cur.fetchone()
+            cur.execute("SELECT val FROM variable WHERE key = %s", (conf["variable"],))
+            (stored_value,) = cur.fetchone()
+        conn.close()
+        try:
+            connect(old_login).close()
+            old_password_refused = False
+        except psycopg2.OperationalError:
+            old_password_refused = True
+        again = run_playbook("site.yml", self.deployer_env, extra_vars={"dags_source_dir": extra["dags_source_dir"]})
+        new_key = Fernet(after["fernet_key"])
+        self.result.rotation = {
+            "play_seconds": seconds,
+            "changed": play.changed,
+            "rotated": sorted(key for key in ROTATED if before[key] != after[key]),
+            "fernet_keys_after": after["fernet_key"].count(",") + 1,
+            "runs": [before_run["state"], after_run["state"]],
+            "connection_under_new_key": new_key.decrypt(stored_password.encode()).decode() == conf["password"],
+            "variable_under_new_key": new_key.decrypt(stored_value.encode()).decode() == conf["value"],
+            "old_database_password_refused": old_password_refused,
+            "rerun": (again.returncode, again.changed),
+        }
+        log(f"  rotation: {self.result.rotation}")
+
     def wait_for_ui(self) -> None:
         assert self.emulator is not None
         self.result.ui_url = wait_for_ui(self.emulator, 240)
@@ -245,7 +336,7 @@ class E2ERun:
         arns = ecs.list_tasks(cluster=CLUSTER, desiredStatus="RUNNING")["taskArns"]
         for task in ecs.describe_tasks(cluster=CLUSTER, tasks=arns)["tasks"]:
             group = task["group"].removeprefix(f"service:{CLUSTER}-")
-            self.result.tasks[group] = task
+            self.result.tasks.setdefault(group, []).append(task)
         elb = self.client("elbv2")
         for group in elb.describe_target_groups()["TargetGroups"]:
             self.result.target_health += elb.describe_target_health(TargetGroupArn=group["TargetGroupArn"])[
@@ -500,7 +591,7 @@ class E2ERun:
         assert self.emulator is not None and self.emulator.runtime_dir is not None
         for path in self.emulator.runtime_dir.glob("tasks/*/logs/*.log"):
             shutil.copy(path, target / f"{path.stem}-{path.parts[-3][:8]}.log")
-        for path in (self.run_dir / "moto.log", self.emulator.iam_log):
+        for path in (self.run_dir / "moto.log", self.emulator.iam_log, self.run_dir / "rotation-play.txt"):
             if path is not None and path.exists():
                 shutil.copy(path, target / path.name)
 
@@ -522,6 +613,7 @@ class E2ERun:
             self.step("books_etl run", self.run_books_etl)
             self.step("migrate again", self.rerun_migrate)
             self.step("deploy dags alone", self.deploy_dags_alone)
+            self.step("rotate secrets", self.rotate_secrets)
             self.step("task logs", self.read_task_logs)
             self.step("s3 outputs", self.read_outputs)
             self.step("cloudwatch", self.read_cloudwatch)

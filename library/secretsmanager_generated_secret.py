@@ -112,6 +112,22 @@ options:
         that read the secret must be restarted to pick it up.
     default: false
     type: bool
+  keep_previous:
+    description:
+      - With O(rotate=true), store the new value followed by V(,) and the first comma-separated key of the
+        previous value, as Airflow reads a list of Fernet keys (C(new,old)): it encrypts with the first and
+        decrypts with any, so data encrypted with the old key stays readable until it is re-encrypted.
+      - Also reports RV(secret.previous_kept) on every run (it reads the value for that).
+      - Only for plain values (not with O(json_fields) or O(template)). Mutually exclusive with O(drop_previous).
+    default: false
+    type: bool
+  drop_previous:
+    description:
+      - Store only the first comma-separated key of the value when it holds more (after the data was
+        re-encrypted with the first key); a value with one key is left alone.
+      - Only for plain values (not with O(json_fields) or O(template)). Mutually exclusive with O(keep_previous).
+    default: false
+    type: bool
   return_value:
     description:
       - Return the value of the secret in RV(value), for tasks that need it (for example to write a config file).
@@ -254,6 +270,12 @@ secret:
           secret, or new static JSON fields). Useful to notify handlers that restart the secret's consumers.
       type: bool
       sample: false
+    previous_kept:
+      description:
+        - With O(keep_previous) or O(drop_previous), whether the value holds more than one key after the run
+          (a rotation whose re-encryption is still to be done). Not returned otherwise.
+      type: bool
+      sample: true
 secrets:
   description:
     - With O(secrets), the metadata of each secret (the keys of RV(secret)), in the order of O(secrets).
@@ -285,7 +307,7 @@ import re
 import secrets
 import string
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 with contextlib.suppress(ImportError):  # a missing botocore is reported by AnsibleAWSModule
@@ -315,6 +337,9 @@ VALUE_FIELDS = "(current generated value, new static JSON fields)"
 VALUE_UNKNOWN = "(current value, not readable while scheduled for deletion)"
 VALUE_RENDERED = "(new value rendered from the template)"
 VALUE_UNRENDERED = "(rendered from secrets that do not exist yet)"
+VALUE_GENERATED_KEEPING = "(new generated value, followed by the previous key)"
+VALUE_PREVIOUS_DROPPED = "(current first key, previous keys dropped)"
+KEY_SEPARATOR = ","
 
 # Options that apply to every item of `secrets`; the others are per secret.
 SHARED_OPTIONS = ("state", "return_value", "recovery_window_days", "purge_tags")
@@ -361,6 +386,7 @@ class ValuePlan:
     secret_string: str | None  # the new SecretString; None when kept, or not generated in check mode
     value: str | dict | None  # the value as returned to the user; None when unknown (check mode)
     marker: str  # what the diff shows instead of the value
+    keys: int | None = None  # with keep_previous/drop_previous: comma-separated keys in the value after the run
 
 
 def static_fields(module: AnsibleAWSModule) -> dict | None:
@@ -646,6 +672,8 @@ def plan_existing_value(module: AnsibleAWSModule, client: Any, secret: dict, rea
             return ValuePlan(store=False, secret_string=None, value=None, marker=VALUE_UNKNOWN)
         has_value = current_version_id(secret) is not None
         return template_plan(module, client, read_secret_string(module, client, secret) if has_value else None)
+    if params["keep_previous"] or params["drop_previous"]:
+        return plan_key_list(module, client, secret, readable)
     if params["rotate"] or current_version_id(secret) is None:
         return new_value_plan(module, client)
     if not readable:
@@ -662,6 +690,34 @@ def plan_existing_value(module: AnsibleAWSModule, client: Any, secret: dict, rea
     if desired == current:
         return ValuePlan(store=False, secret_string=None, value=current, marker=VALUE_KEPT)
     return ValuePlan(store=True, secret_string=secret_string, value=desired, marker=VALUE_FIELDS)
+
+
+def plan_key_list(module: AnsibleAWSModule, client: Any, secret: dict, readable: bool) -> ValuePlan:
+    """A list of keys, new first: a rotation keeps the previous first key behind the new one (keep_previous);
+    drop_previous keeps only the first."""
+    params = module.params
+    if current_version_id(secret) is None:
+        return replace(new_value_plan(module, client), keys=1)
+    if not readable:
+        plan = new_value_plan(module, client) if params["rotate"] else None
+        return ValuePlan(
+            store=bool(plan), secret_string=None, value=None, marker=plan.marker if plan else VALUE_UNKNOWN
+        )
+    current = read_secret_string(module, client, secret)
+    keys = current.split(KEY_SEPARATOR)
+    if params["rotate"]:
+        if module.check_mode:
+            return ValuePlan(store=True, secret_string=None, value=None, marker=VALUE_GENERATED_KEEPING, keys=2)
+        generated = generate_value(params["generate"], params["length"])
+        text = KEY_SEPARATOR.join([generated, keys[0]] if params["keep_previous"] else [generated])
+        hide(module, generated)
+        hide(module, text)
+        marker = VALUE_GENERATED_KEEPING if params["keep_previous"] else VALUE_GENERATED
+        return ValuePlan(store=True, secret_string=text, value=text, marker=marker, keys=text.count(KEY_SEPARATOR) + 1)
+    if params["drop_previous"] and len(keys) > 1:
+        hide(module, keys[0])
+        return ValuePlan(store=True, secret_string=keys[0], value=keys[0], marker=VALUE_PREVIOUS_DROPPED, keys=1)
+    return ValuePlan(store=False, secret_string=None, value=current, marker=VALUE_KEPT, keys=len(keys))
 
 
 def planned_secret(module: AnsibleAWSModule, secret: dict, changes: dict[str, str]) -> dict:
@@ -689,6 +745,8 @@ def ensure_created(module: AnsibleAWSModule, client: Any) -> dict:
         create_secret(module, client, plan)
         planned = describe_secret(module, client, params["name"]) or planned
     flags = {"created": True, "restored": False, "rotated": False, "value_changed": True}
+    if params["keep_previous"] or params["drop_previous"]:
+        flags["previous_kept"] = False
     result["secret"] = to_result(planned, **flags)
     result["value"] = plan.value
     return result
@@ -723,6 +781,8 @@ def ensure_present(module: AnsibleAWSModule, client: Any, secret: dict | None) -
         "rotated": value_changed and module.params["rotate"],
         "value_changed": value_changed,
     }
+    if module.params["keep_previous"] or module.params["drop_previous"]:
+        flags["previous_kept"] = (plan.keys or 1) > 1
     result["secret"] = to_result(after, **flags)
     result["value"] = plan.value
     return result
@@ -759,6 +819,21 @@ def validate(module: AnsibleAWSModule) -> None:
         )
     if params["template"] is not None:
         validate_template(module)
+    if params["keep_previous"] or params["drop_previous"]:
+        wrong = [
+            option
+            for option, bad in (
+                ("drop_previous", params["keep_previous"] and params["drop_previous"]),
+                ("json_fields", params["json_fields"] is not None),
+                ("template", params["template"] is not None),
+            )
+            if bad
+        ]
+        if wrong:
+            module.fail_json(
+                msg=f"Secret '{params['name']}': keep_previous and drop_previous apply to a plain list of keys, "
+                f"one at a time; not with {', '.join(wrong)}"
+            )
 
 
 def validate_template(module: AnsibleAWSModule) -> None:
@@ -807,6 +882,8 @@ def secret_options() -> dict:
         json_fields=dict(type="dict"),
         json_key=dict(type="str", default="password", no_log=False),
         rotate=dict(type="bool", default=False),
+        keep_previous=dict(type="bool", default=False),
+        drop_previous=dict(type="bool", default=False),
         template=dict(type="str"),
         template_secrets=dict(type="dict", no_log=False),
         tags=dict(type="dict", aliases=["resource_tags"]),

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 from ansible_runner import LOCALHOST_ARGS, run_module_with_output, run_playbook
-from cryptography.fernet import Fernet
+from cryptography.fernet import Fernet, MultiFernet
 from emulator import Emulator
 
 MODULE = "secretsmanager_generated_secret"
@@ -174,6 +174,39 @@ def test_fernet_key_and_token_have_the_right_form(clean_emulator: Emulator) -> N
     assert len(base64.urlsafe_b64decode(jwt_secret + "==")) == 64
 
     assert story.leaked(key, jwt_secret) == []
+
+
+def test_a_fernet_rotation_keeps_the_previous_key_until_it_is_dropped(clean_emulator: Emulator) -> None:
+    story = Story(clean_emulator)
+    args = {"name": "airflow/fernet_key", "generate": "fernet_key", "keep_previous": True}
+    created = story.run(args)
+    assert created["changed"] and created["secret"]["previous_kept"] is False
+    first = stored(clean_emulator, "airflow/fernet_key")
+    token = Fernet(first).encrypt(b"connection password")
+    again = story.run(args)
+    assert not again["changed"] and again["secret"]["previous_kept"] is False
+
+    planned = story.run({**args, "rotate": True}, check=True, diff=True)
+    assert planned["changed"] and planned["secret"]["previous_kept"] is True
+    assert planned["diff"]["after"]["value"] == "(new generated value, followed by the previous key)"
+    assert stored(clean_emulator, "airflow/fernet_key") == first
+
+    rotated = story.run({**args, "rotate": True})
+    assert rotated["changed"] and rotated["secret"]["rotated"] and rotated["secret"]["previous_kept"] is True
+    new, old = stored(clean_emulator, "airflow/fernet_key").split(",")
+    assert old == first and new != first
+    # What Airflow does with the list: encrypts with the first, decrypts with any.
+    keys = MultiFernet([Fernet(new), Fernet(old)])
+    assert keys.decrypt(token) == b"connection password"
+    # Later runs report the rotation as unfinished until the previous key is dropped.
+    assert story.run(args)["secret"]["previous_kept"] is True
+
+    dropped = story.run({**args, "keep_previous": False, "drop_previous": True})
+    assert dropped["changed"] and dropped["secret"]["previous_kept"] is False
+    assert stored(clean_emulator, "airflow/fernet_key") == new
+    unchanged = story.run({**args, "keep_previous": False, "drop_previous": True})
+    assert not unchanged["changed"] and unchanged["secret"]["previous_kept"] is False
+    assert story.leaked(first, new) == []
 
 
 def test_restore_of_secret_scheduled_for_deletion_keeps_its_value(clean_emulator: Emulator) -> None:
@@ -358,6 +391,8 @@ class StubModule:
             "json_fields": None,
             "json_key": "password",
             "recovery_window_days": 30,
+            "keep_previous": False,
+            "drop_previous": False,
         }
         self.params = {**defaults, **params}
 
@@ -379,6 +414,8 @@ class StubModule:
         ({"template": "{db[password]}@{host}", "template_secrets": {"db": "a"}}, r"uses host, which template_secrets"),
         ({"template": "{}:{0}", "template_secrets": {}}, r"does not name \(positional fields are not allowed\)"),
         ({"template": "{db[password]", "template_secrets": {"db": "a"}}, r"is not a valid format string"),
+        ({"keep_previous": True, "drop_previous": True}, r"one at a time; not with drop_previous"),
+        ({"keep_previous": True, "json_fields": {}}, r"a plain list of keys, one at a time; not with json_fields"),
     ],
 )
 def test_bad_input_is_refused(params: dict, message: str, library: ModuleType) -> None:
