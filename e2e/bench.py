@@ -3,9 +3,14 @@
 1. `make deploy` on the emulator from zero: site.yml with the local runtime, then the UI healthy behind
    the ALB listener (each timed; their sum is the deploy-to-UI figure), then books_etl (the first
    successful run after the UI is up).
-2. fanout_bench (tests/e2e/dags/fanout_bench.py, uploaded to the DAG bucket by the bench only)
+2. A rolling upgrade under load: upgrade_bench (60 tasks of 10 s, no retries) is triggered, then
+   site.yml deploys a new image tag, which rolls every Airflow service (two api-servers, scheduler,
+   dag-processor, triggerer, worker with its warm shutdown, flower) while the run goes on; the UI's
+   health endpoint is probed through the ALB listener every 0.5 s. Figures: task instances lost (not
+   successful), the longest UI outage and the share of probes answered.
+3. fanout_bench (tests/e2e/dags/fanout_bench.py, uploaded to the DAG bucket by the bench only)
    through the deployed Celery configuration (scheduler -> RabbitMQ -> worker).
-3. The same DAG under LocalExecutor, switched the way a user would on ECS: a scheduler task definition
+4. The same DAG under LocalExecutor, switched the way a user would on ECS: a scheduler task definition
    revision with AIRFLOW__CORE__EXECUTOR=LocalExecutor (the only change) rolled out by the service,
    and the worker service scaled to 0.
 Prints every figure and the Celery / Local ratio, then tears down. A benchmark, not a test.
@@ -15,16 +20,26 @@ from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import statistics
+import threading
 import time
+from collections import Counter
 from datetime import datetime
+from pathlib import Path
 from types import SimpleNamespace
+
+import requests
 
 from e2e.runner import CLUSTER, ROOT, E2ERun, StepFailed, log, summary
 from embedded_aws.processes import PeakMemory, leftovers
 
 FANOUT_DAG = ROOT / "tests" / "e2e" / "dags" / "fanout_bench.py"
 FANOUT_ID = "fanout_bench"
+UPGRADE_DAG = ROOT / "tests" / "e2e" / "dags" / "upgrade_bench.py"
+UPGRADE_ID = "upgrade_bench"
+# Another tag of the same Airflow release: every Airflow task definition changes, nothing else.
+UPGRADE_IMAGE = "apache/airflow:3.3.2-python3.12"
 
 
 def _seconds(start: str | None, end: str | None) -> float | None:
@@ -39,12 +54,56 @@ class Bench:
         self.e2e = E2ERun(artifacts=ROOT / "artifacts" / "e2e-bench")
         self.figures: dict[str, object] = {}
 
-    def upload_fanout_dag(self) -> None:
+    def upload_dag(self, path: Path) -> None:
         env = self.e2e.environment("dag-processor")
         bundle = json.loads(env["AIRFLOW__DAG_PROCESSOR__DAG_BUNDLE_CONFIG_LIST"])[0]["kwargs"]
-        key = bundle.get("prefix", "") + FANOUT_DAG.name
-        self.e2e.client("s3").put_object(Bucket=bundle["bucket_name"], Key=key, Body=FANOUT_DAG.read_bytes())
-        log(f"uploaded {FANOUT_DAG.name} to s3://{bundle['bucket_name']}/{key}")
+        key = bundle.get("prefix", "") + path.name
+        self.e2e.client("s3").put_object(Bucket=bundle["bucket_name"], Key=key, Body=path.read_bytes())
+        log(f"uploaded {path.name} to s3://{bundle['bucket_name']}/{key}")
+
+    def upgrade_under_load(self) -> None:
+        """upgrade_bench runs while site.yml rolls every Airflow service onto a new image tag."""
+        from ansible_runner import run_playbook  # noqa: PLC0415 - tests/ is on sys.path once e2e.runner is imported
+
+        e2e = self.e2e
+        api = e2e.api or e2e.login()
+        api.wait_for_dag(UPGRADE_ID, timeout=240)
+        probe = HealthProbe(f"{e2e.result.ui_url}/api/v2/monitor/health")
+        probe.start()
+        run = api.trigger(UPGRADE_ID, {})
+        api.set_paused(UPGRADE_ID, False)
+        time.sleep(5)  # the first tasks are running
+        began = time.monotonic()
+        # The playbook's own DAG bucket sync would remove the bench's DAG: ship it again from a copy.
+        play = run_playbook(
+            "site.yml",
+            e2e.deployer_env,
+            extra_vars={"airflow_image": UPGRADE_IMAGE, "dags_source_dir": str(self.dag_folder(UPGRADE_DAG))},
+        )
+        upgrade_seconds = time.monotonic() - began
+        if play.returncode != 0:
+            raise RuntimeError(f"the upgrade failed (exit {play.returncode}):\n{play.output[-4000:]}")
+        finished = api.wait_for_run(UPGRADE_ID, run["dag_run_id"], timeout=900)
+        probe.stop()
+        instances = api.task_instances(UPGRADE_ID, run["dag_run_id"])
+        states = Counter(ti["state"] for ti in instances)
+        self.figures.update(
+            {
+                "rolling upgrade under load: upgrade (s)": round(upgrade_seconds, 1),
+                "rolling upgrade under load: task instances lost": len(instances) - states["success"],
+                "rolling upgrade under load: task instance states": dict(states),
+                "rolling upgrade under load: run": finished["state"],
+                "rolling upgrade under load: UI probes answered": f"{probe.answered}/{probe.sent}",
+                "rolling upgrade under load: longest UI outage (s)": round(probe.longest_outage, 1),
+            }
+        )
+        api.set_paused(UPGRADE_ID, True)
+
+    def dag_folder(self, extra: Path) -> Path:
+        folder = self.e2e.run_dir / "bench-dags"
+        shutil.copytree(ROOT / "dags", folder, dirs_exist_ok=True, ignore=shutil.ignore_patterns("__pycache__"))
+        shutil.copy(extra, folder)
+        return folder
 
     def service_leader(self, service: str) -> SimpleNamespace:
         """The first process of the service's running task (its process group), for PeakMemory."""
@@ -109,7 +168,9 @@ class Bench:
             )
             e2e.step("books_etl run", e2e.run_books_etl)
             self.figures["first books_etl after the UI is up (s)"] = round(e2e.result.timings["books_etl run"], 1)
-            e2e.step("upload fan-out DAG", self.upload_fanout_dag)
+            e2e.step("upload upgrade DAG", lambda: self.upload_dag(UPGRADE_DAG))
+            e2e.step("rolling upgrade under load", self.upgrade_under_load)
+            e2e.step("upload fan-out DAG", lambda: self.upload_dag(FANOUT_DAG))
             celery = e2e.step("fan-out celery", lambda: self.fanout("CeleryExecutor", "worker"))
             e2e.step("switch to LocalExecutor", self.switch_to_local_executor)
             local = e2e.step("fan-out local", lambda: self.fanout("LocalExecutor", "scheduler"))
@@ -131,6 +192,40 @@ class Bench:
         for name, value in self.figures.items():
             print(f"  {name}: {value}")
         return 1 if e2e.result.errors else 0
+
+
+class HealthProbe(threading.Thread):
+    """GET `url` every 0.5 s: how many answered 200, and the longest run of failures (seconds)."""
+
+    def __init__(self, url: str) -> None:
+        super().__init__(name="health-probe", daemon=True)
+        self.url = url
+        self.sent = self.answered = 0
+        self.longest_outage = 0.0
+        self._halt = threading.Event()
+
+    def run(self) -> None:
+        session = requests.Session()
+        session.trust_env = False
+        down_since: float | None = None
+        while not self._halt.is_set():
+            self.sent += 1
+            try:
+                ok = session.get(self.url, timeout=5).status_code == 200
+            except requests.RequestException:
+                ok = False
+            now = time.monotonic()
+            if ok:
+                self.answered += 1
+                down_since = None
+            else:
+                down_since = down_since or now
+                self.longest_outage = max(self.longest_outage, now - down_since)
+            self._halt.wait(0.5)
+
+    def stop(self) -> None:
+        self._halt.set()
+        self.join()
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -15,9 +15,12 @@ second, as ECS's scheduler and agent do:
 - tasks (services' and RunTask's): `TaskRun` starts the container as a process from its task
   definition and moves it PROVISIONING -> PENDING -> RUNNING -> STOPPED with exit code, stop code,
   stoppedReason and health, as ECS reports them;
-- a service task that is RUNNING and not UNHEALTHY is registered in its Cloud Map service and ALB
-  target groups (and deregistered when it stops); target health comes from the target group's own
-  health check; every ALB listener and every Cloud Map name is a local `forwarder.Listener`.
+- as ECS does, a service task is registered in its ALB target groups once it is RUNNING, and in its
+  Cloud Map service once it is also healthy (deregistered before it stops); target health comes from
+  the target group's own health check path, matcher and healthy/unhealthy threshold counts; a target
+  found unhealthy after the service's healthCheckGracePeriodSeconds stops its task ("Task failed ELB
+  health checks"), and a load-balanced task counts as healthy for a rollout only once its targets are;
+  every ALB listener and every Cloud Map name is a local `forwarder.Listener`.
 
 What a user can reach is written to <runtime dir>/runtime.json (UI URL and such) after each change.
 """
@@ -93,6 +96,7 @@ class Agent:
         self.databases: dict[str, Database] = {}
         self.listeners: dict[str, Listener] = {}  # "lb:<listener arn>" or "dns:<name>:<port>"
         self.target_checks: dict[tuple[str, str], float] = {}  # (target group, target) -> last check
+        self.target_streaks: dict[tuple[str, str], tuple[str, int]] = {}  # -> (last result, how many in a row)
         self.failures: dict[str, tuple[int, float]] = {}  # service ARN -> (failures in a row, last stop)
         self.lock = threading.RLock()
         self._stop = threading.Event()
@@ -241,13 +245,13 @@ class Agent:
             new.append(self.runs[task.task_arn])
         for run in new[desired:]:  # scaled in: newest first
             run.request_stop("Task stopped by the service scheduler (desired count lowered)")
-        ready_new = [r for r in new[:desired] if r.ready]
-        ready_old = [r for r in old if r.ready]
+        ready_new = [r for r in new[:desired] if self.in_service(r)]
+        ready_old = [r for r in old if self.in_service(r)]
         # minimumHealthyPercent: an old task stops only while the ready ones stay at or above the minimum.
-        for run in sorted(old, key=lambda r: r.ready):
-            if not run.ready or len(ready_new) + len(ready_old) - 1 >= minimum:
+        for run in sorted(old, key=self.in_service):
+            if run not in ready_old or len(ready_new) + len(ready_old) - 1 >= minimum:
                 run.request_stop(f"Task stopped by the deployment {primary['id']} (replaced)")
-                if run.ready:
+                if run in ready_old:
                     ready_old.remove(run)
         self.update_counts(service, self.service_runs(service), primary)
 
@@ -324,7 +328,7 @@ class Agent:
             deployment["pendingCount"] = len(mine) - deployment["runningCount"]
             deployment["desiredCount"] = int(service.desired_count) if deployment is primary else 0
         if primary is not None and primary["rolloutState"] == "IN_PROGRESS":
-            ready = [r for r in runs if r.task.started_by == primary["id"] and r.ready]
+            ready = [r for r in runs if r.task.started_by == primary["id"] and self.in_service(r)]
             if len(ready) == int(service.desired_count) and len(runs) == len(ready):
                 primary["rolloutState"] = "COMPLETED"
                 primary["rolloutStateReason"] = f"ECS deployment {primary['id']} completed."
@@ -333,57 +337,79 @@ class Agent:
 
     # -- Cloud Map and target groups ----------------------------------------------------------------
 
+    def in_service(self, run: TaskRun) -> bool:
+        """Healthy as a rollout counts it: the container's health check, and every target of the task."""
+        if not run.ready:
+            return False
+        targets = [where for kind, where, _ in run.registrations if kind == "target"]
+        if not targets and self.balanced(run):
+            return False  # not registered yet
+        return all(
+            ecs_state.TARGET_HEALTH.get(group, {}).get(run.ip_address, ("",))[0] == "healthy" for group in targets
+        )
+
+    def balanced(self, run: TaskRun) -> bool:
+        return bool(getattr(self.find_service(run.service_arn), "load_balancers", None))
+
     def reconcile_registrations(self) -> None:
         for run in list(self.runs.values()):
             if not run.service_arn:
                 continue
-            wanted = run.ready and not run.stopped and not run.stop_requested
-            if wanted and not run.registered:
-                self.register(run)
-            elif not wanted and run.registered:
-                self.deregister(run)
+            live = run.task.last_status == "RUNNING" and not run.stopped and not run.stop_requested
+            # ECS registers a task with its target groups once it is RUNNING; Cloud Map once it is healthy.
+            for kind, wanted in (("target", live), ("discovery", live and run.ready)):
+                if wanted and kind not in run.registered:
+                    self.register(run, kind)
+                elif not wanted and kind in run.registered:
+                    self.deregister(run, kind)
         for arn, run in list(self.runs.items()):  # forget stopped one-off tasks' runs after a while
             if run.stopped and not run.registered and time.time() - run.stopped_time > 3600:
                 del self.runs[arn]
 
-    def register(self, run: TaskRun) -> None:
+    def register(self, run: TaskRun, kind: str) -> None:
         service = self.find_service(run.service_arn)
         if service is None:
             return
-        discovery = servicediscovery_backends[run.account][run.region]
-        for registry in service.service_registries:
-            service_id = registry["registryArn"].rsplit("/", 1)[-1]
-            attributes = {
-                "AWS_INSTANCE_IPV4": run.ip_address,
-                "ECS_CLUSTER_NAME": service.cluster_name,
-                "ECS_SERVICE_NAME": service.name,
-                "ECS_TASK_DEFINITION_FAMILY": run.family,
-            }
-            with contextlib.suppress(Exception):
-                discovery.register_instance(service_id, run.task.id, run.task.id, attributes)
-                run.registrations.append(("discovery", service_id, run.task.id))
-                run.discovery_names.add(discovery_name(discovery, service_id))
-        elb = elbv2_backends[run.account][run.region]
-        for balancer in service.load_balancers:
-            arn = balancer.get("targetGroupArn")
-            port = int(balancer.get("containerPort") or 0)
-            if arn in elb.target_groups:
-                elb.register_targets(arn, [{"Id": run.ip_address, "Port": port}])
-                registering = ("initial", "Elb.RegistrationInProgress", "Target registration is in progress")
-                ecs_state.TARGET_HEALTH.setdefault(arn, {})[run.ip_address] = registering
-                run.registrations.append(("target", arn, run.ip_address))
-        run.registered = True
+        if kind == "discovery":
+            discovery = servicediscovery_backends[run.account][run.region]
+            for registry in service.service_registries:
+                service_id = registry["registryArn"].rsplit("/", 1)[-1]
+                attributes = {
+                    "AWS_INSTANCE_IPV4": run.ip_address,
+                    "ECS_CLUSTER_NAME": service.cluster_name,
+                    "ECS_SERVICE_NAME": service.name,
+                    "ECS_TASK_DEFINITION_FAMILY": run.family,
+                }
+                with contextlib.suppress(Exception):
+                    discovery.register_instance(service_id, run.task.id, run.task.id, attributes)
+                    run.registrations.append(("discovery", service_id, run.task.id))
+                    run.discovery_names.add(discovery_name(discovery, service_id))
+        else:
+            elb = elbv2_backends[run.account][run.region]
+            for balancer in service.load_balancers:
+                arn = balancer.get("targetGroupArn")
+                port = int(balancer.get("containerPort") or 0)
+                if arn in elb.target_groups:
+                    elb.register_targets(arn, [{"Id": run.ip_address, "Port": port}])
+                    registering = ("initial", "Elb.RegistrationInProgress", "Target registration is in progress")
+                    ecs_state.TARGET_HEALTH.setdefault(arn, {})[run.ip_address] = registering
+                    self.target_streaks.pop((arn, run.ip_address), None)
+                    run.registrations.append(("target", arn, run.ip_address))
+        run.registered.add(kind)
 
-    def deregister(self, run: TaskRun) -> None:
-        for kind, where, ident in run.registrations:
+    def deregister(self, run: TaskRun, kind: str) -> None:
+        for registration in [r for r in run.registrations if r[0] == kind]:
+            _, where, ident = registration
             with contextlib.suppress(Exception):
                 if kind == "discovery":
                     servicediscovery_backends[run.account][run.region].deregister_instance(where, ident)
                 else:
                     elbv2_backends[run.account][run.region].deregister_targets(where, [{"Id": ident}])
                     ecs_state.TARGET_HEALTH.get(where, {}).pop(ident, None)
-        run.registrations.clear()
-        run.registered = False
+            run.registrations.remove(registration)
+        if kind == "discovery":
+            run.discovery_names.clear()
+        run.registered.discard(kind)
 
     def find_service(self, arn: str) -> Any:
         for _, _, ecs in regional(ecs_backends):
@@ -399,13 +425,15 @@ class Agent:
         return None
 
     def check_targets(self) -> None:
-        """The target groups' health checks, against the local port of each registered task."""
+        """The target groups' health checks, against the local port of each registered task; a target
+        unhealthy after its service's grace period stops the task, as ECS does."""
         for _, _, elb in regional(elbv2_backends):
             for group in list(elb.target_groups.values()):
                 for target_id, target in list(group.targets.items()):
                     run = self.run_for_target(group.arn, target_id)
                     if run is None:
                         continue
+                    self.stop_if_unhealthy(group.arn, target_id, run)
                     key = (group.arn, target_id)
                     if time.time() - self.target_checks.get(key, 0) < TARGET_CHECK_SECONDS:
                         continue
@@ -413,6 +441,13 @@ class Agent:
                     threading.Thread(
                         target=self._check_target, args=(group, target_id, target, run), daemon=True
                     ).start()
+
+    def stop_if_unhealthy(self, group_arn: str, target_id: str, run: TaskRun) -> None:
+        state = ecs_state.TARGET_HEALTH.get(group_arn, {}).get(target_id, ("",))[0]
+        service = self.find_service(run.service_arn)
+        grace = int(getattr(service, "health_check_grace_period_seconds", 0) or 0)
+        if state == "unhealthy" and not run.stop_requested and time.time() - run.running_since >= grace:
+            run.request_stop(f"Task failed ELB health checks in (target-group {group_arn})", initiator="health")
 
     def _check_target(self, group: Any, target_id: str, target: dict[str, Any], run: TaskRun) -> None:
         port = run.ports.get(int(target.get("Port") or group.port))
@@ -424,15 +459,28 @@ class Agent:
         except urllib.error.HTTPError as err:
             code = err.code
         except OSError as err:
-            ecs_state.TARGET_HEALTH.setdefault(group.arn, {})[target_id] = (
-                "unhealthy",
-                "Target.FailedHealthChecks",
-                f"Health checks failed: {err}",
+            self.target_result(
+                group, target_id, ("unhealthy", "Target.FailedHealthChecks", f"Health checks failed: {err}")
             )
             return
-        mismatch = ("unhealthy", "Target.ResponseCodeMismatch", f"Health checks failed with these codes: [{code}]")
-        state = ("healthy", None, None) if matches(code, matcher) else mismatch
-        ecs_state.TARGET_HEALTH.setdefault(group.arn, {})[target_id] = state
+        if matches(code, matcher):
+            self.target_result(group, target_id, ("healthy", None, None))
+        else:
+            codes = ("unhealthy", "Target.ResponseCodeMismatch", f"Health checks failed with these codes: [{code}]")
+            self.target_result(group, target_id, codes)
+
+    def target_result(self, group: Any, target_id: str, result: tuple[str, str | None, str | None]) -> None:
+        """A target changes state after its group's threshold count of consecutive results saying so."""
+        key = (group.arn, target_id)
+        last, count = self.target_streaks.get(key, ("", 0))
+        count = count + 1 if last == result[0] else 1
+        self.target_streaks[key] = (result[0], count)
+        threshold = int(
+            (group.healthy_threshold_count if result[0] == "healthy" else group.unhealthy_threshold_count) or 1
+        )
+        current = ecs_state.TARGET_HEALTH.get(group.arn, {})
+        if target_id in current and (count >= threshold or current[target_id][0] == result[0]):
+            current[target_id] = result
 
     # -- what clients connect to --------------------------------------------------------------------
 
@@ -479,7 +527,7 @@ class Agent:
         """Local addresses of the tasks registered under the Cloud Map name `name` (service.namespace)."""
         found = []
         for run in list(self.runs.values()):
-            if run.registered and name in run.discovery_names and port in run.ports:
+            if "discovery" in run.registered and name in run.discovery_names and port in run.ports:
                 found.append(("127.0.0.1", run.ports[port]))
         return found
 

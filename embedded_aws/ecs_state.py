@@ -12,12 +12,12 @@ deployments at create/update time. With the runtime on (`install()`), the agent 
 - DescribeTargetHealth reports what the agent's health checks saw;
 - Cloud Map refuses to delete a service that still has instances, as AWS does (ResourceInUse).
 
-In both modes CreateService keeps its deploymentConfiguration (moto drops it; it keeps it only from
-an update), and RunTask honours its clientToken (a retried call starts nothing new) and, with
-EMBEDDED_AWS_IAM_PROPAGATION_SECONDS=N, refuses a role created less than N seconds ago as ECS refuses
-a role IAM has not propagated yet. With the
-runtime off (`install_api_only()`), nothing runs: a service reports every deployment COMPLETED with
-runningCount = desiredCount at once, so a deploy that waits for steady state does not wait there.
+In both modes CreateService keeps its deploymentConfiguration and healthCheckGracePeriodSeconds (moto
+drops them; it keeps them only from an update), and RunTask honours its clientToken (a retried call
+starts nothing new) and, with EMBEDDED_AWS_IAM_PROPAGATION_SECONDS=N, refuses a role created less than
+N seconds ago as ECS refuses a role IAM has not propagated yet. With the runtime off
+(`install_api_only()`), nothing runs: a service reports every deployment COMPLETED with runningCount =
+desiredCount at once, so a deploy that waits for steady state does not wait there.
 
 Pinned to moto 5.2.5 (requirements.lock); tests/integration/test_local_agent.py checks this layer through the API.
 """
@@ -61,15 +61,20 @@ def _container(task_definition: ecs.TaskDefinition, definition: dict[str, Any]) 
     return container
 
 
-def _keep_deployment_configuration() -> None:
+def _keep_service_settings() -> None:
     create_service = EC2ContainerServiceResponse.create_service
 
     def create(self: EC2ContainerServiceResponse) -> Any:
         result = create_service(self)
+        cluster, name = self._get_param("cluster", "default"), self._get_param("serviceName")
+        service = self.ecs_backend._get_service(cluster, name)
         configuration = self._get_param("deploymentConfiguration")
         if configuration:
-            cluster, name = self._get_param("cluster", "default"), self._get_param("serviceName")
-            self.ecs_backend._get_service(cluster, name).deployment_configuration = configuration
+            service.deployment_configuration = configuration
+        # moto drops it at create; UpdateService sets the attribute, which DescribeServices then reports.
+        grace = self._get_param("healthCheckGracePeriodSeconds")
+        if grace is not None:
+            service.health_check_grace_period_seconds = grace
         return result
 
     EC2ContainerServiceResponse.create_service = create
@@ -116,7 +121,7 @@ def _patch_run_task() -> None:
 
 def install_api_only() -> None:
     """Without the runtime: services are steady as soon as they are created or updated."""
-    _keep_deployment_configuration()
+    _keep_service_settings()
     _patch_run_task()
     service_init = ecs.Service.__init__
 
@@ -147,7 +152,7 @@ def install() -> None:
     if _installed:
         return
     _installed.append(True)
-    _keep_deployment_configuration()
+    _keep_service_settings()
     _patch_run_task()
     _patch_tasks()
     _patch_services()

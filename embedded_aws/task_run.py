@@ -75,8 +75,9 @@ class TaskRun(threading.Thread):
         self.stopped = False
         self.stopped_time = 0.0
         self.ready = False
-        self.registered = False
+        self.registered: set[str] = set()  # "discovery", "target": what the agent registered the task in
         self.registrations: list[tuple[str, str, str]] = []
+        self.running_since = 0.0  # when the task became RUNNING (ECS's health check grace period counts from it)
         self.discovery_names: set[str] = set()
         self.exit_code: int | None = None
         self.environment_keys: list[str] = []  # what the process really got (/proc/<pid>/environ), names only
@@ -187,6 +188,7 @@ class TaskRun(threading.Thread):
         for c in self.task.containers:
             c.last_status = "RUNNING"
         ecs_state.set_status(self.task, "RUNNING")
+        self.running_since = time.time()
         self.ready = self.became_ready = spec_container.health_check is None
         if spec_container.health_check is not None:
             threading.Thread(target=self.health_loop, name=f"health-{self.task.id[:8]}", daemon=True).start()

@@ -15,7 +15,8 @@ description:
     services, so a run that changes nothing costs one call for up to ten services.
   - Compared and updated in place, with C(UpdateService) - task definition, desired count, capacity provider
     strategy, network configuration (subnets, security groups, public IP), load balancers, Cloud Map registries,
-    deployment configuration (compared only when AWS reports it, and sent with every update), C(propagateTags).
+    deployment configuration (compared only when AWS reports it, and sent with every update), health check grace
+    period, C(propagateTags).
     Tags are synced with
     C(TagResource)/C(UntagResource).
   - A different launch type cannot be applied in place; the module fails and names the service to recreate.
@@ -69,6 +70,12 @@ options:
         type: list
         elements: dict
         default: []
+      health_check_grace_period_seconds:
+        description:
+          - Seconds after a task starts during which ECS ignores failing load balancer health checks (a task
+            whose application takes a while to start is otherwise stopped as unhealthy). Only with
+            O(services[].load_balancers). Compared with what AWS reports (0 when not set).
+        type: int
       service_registries:
         description: C(registryArn) items (Cloud Map services).
         type: list
@@ -271,6 +278,9 @@ def differences(item: dict, service: dict) -> dict[str, Any]:
         update["loadBalancers"] = item["load_balancers"]
     if registries(item["service_registries"]) != registries(service.get("serviceRegistries")):
         update["serviceRegistries"] = item["service_registries"]
+    grace = item["health_check_grace_period_seconds"]
+    if grace is not None and grace != (service.get("healthCheckGracePeriodSeconds") or 0):
+        update["healthCheckGracePeriodSeconds"] = grace
     reported = service.get("deploymentConfiguration")
     wanted = item["deployment_configuration"]
     if wanted is not None and reported is not None and not covers(reported, wanted):
@@ -296,6 +306,7 @@ def create_params(cluster: str, item: dict) -> dict[str, Any]:
         "capacityProviderStrategy": item["capacity_provider_strategy"],
         "networkConfiguration": item["network_configuration"],
         "deploymentConfiguration": item["deployment_configuration"],
+        "healthCheckGracePeriodSeconds": item["health_check_grace_period_seconds"],
     }
     params.update({key: value for key, value in optional.items() if value is not None})
     if item["tags"]:
@@ -330,6 +341,7 @@ def view(service: dict | None) -> dict:
         "capacityProviderStrategy": strategy(service.get("capacityProviderStrategy")),
         "networkConfiguration": network(service.get("networkConfiguration")),
         "loadBalancers": load_balancers(service.get("loadBalancers")),
+        "healthCheckGracePeriodSeconds": service.get("healthCheckGracePeriodSeconds") or 0,
         "serviceRegistries": registries(service.get("serviceRegistries")),
         "propagateTags": service.get("propagateTags") or "NONE",
         "tags": boto3_tag_list_to_ansible_dict(service.get("tags") or [], "key", "value"),
@@ -358,6 +370,9 @@ def planned(item: dict, service: dict | None = None) -> dict:
         "capacityProviderStrategy": item["capacity_provider_strategy"],
         "networkConfiguration": item["network_configuration"],
         "loadBalancers": item["load_balancers"],
+        "healthCheckGracePeriodSeconds": item["health_check_grace_period_seconds"]
+        if item["health_check_grace_period_seconds"] is not None
+        else (service or {}).get("healthCheckGracePeriodSeconds"),
         "serviceRegistries": item["service_registries"],
         "propagateTags": item["propagate_tags"],
         "tags": [{"key": k, "value": v} for k, v in item["tags"].items()],
@@ -552,6 +567,7 @@ def main() -> None:
                 capacity_provider_strategy=dict(type="list", elements="dict"),
                 network_configuration=dict(type="dict"),
                 load_balancers=dict(type="list", elements="dict", default=[]),
+                health_check_grace_period_seconds=dict(type="int"),
                 service_registries=dict(type="list", elements="dict", default=[]),
                 deployment_configuration=dict(type="dict"),
                 propagate_tags=dict(type="str", default="SERVICE", choices=["SERVICE", "TASK_DEFINITION", "NONE"]),

@@ -387,6 +387,71 @@ def test_a_service_task_that_fails_its_health_check_is_stopped_and_replaced(runt
     ecs.delete_service(cluster=CLUSTER, service="sick", force=True)
 
 
+def test_a_load_balanced_task_is_judged_by_its_target_health_after_the_grace_period(runtime: dict) -> None:
+    """As ECS: targets are registered once the task runs; a task whose app answers only after 8 s is left
+    alone during the service's health check grace period and counts for the rollout once its target is
+    healthy; with no grace period the same task is stopped for failing the ELB health checks."""
+    emulator = runtime["emulator"]
+    ecs, elb = emulator.client("ecs"), emulator.client("elbv2")
+    vpc = emulator.client("ec2").describe_subnets(SubnetIds=runtime["network"]["awsvpcConfiguration"]["subnets"])[
+        "Subnets"
+    ][0]["VpcId"]
+    group = elb.create_target_group(
+        Name="slow-web",
+        Protocol="HTTP",
+        Port=8080,
+        VpcId=vpc,
+        TargetType="ip",
+        HealthCheckPath="/",
+        HealthyThresholdCount=2,
+        UnhealthyThresholdCount=2,
+    )["TargetGroups"][0]["TargetGroupArn"]
+    definition = register(
+        runtime,
+        "slow-web",
+        'sleep 8; exec python -m http.server --bind 127.0.0.1 "$AIRFLOW__API__PORT"',
+        portMappings=[{"containerPort": 8080}],
+    )
+    balancer = [{"targetGroupArn": group, "containerName": "main", "containerPort": 8080}]
+    for name, grace in (("patient", 30), ("impatient", 0)):
+        ecs.create_service(
+            cluster=CLUSTER,
+            serviceName=name,
+            taskDefinition=definition,
+            desiredCount=1,
+            launchType="FARGATE",
+            networkConfiguration=runtime["network"],
+            loadBalancers=balancer,
+            healthCheckGracePeriodSeconds=grace,
+        )
+        if name == "patient":
+            # Registered while the app still starts (unhealthy), yet not stopped within the grace period.
+            wait_service(runtime, name, lambda s: s["runningCount"] == 1)
+            health = elb.describe_target_health(TargetGroupArn=group)["TargetHealthDescriptions"]
+            assert len(health) == 1 and health[0]["TargetHealth"]["State"] in ("initial", "unhealthy"), health
+            done = wait_service(runtime, name, lambda s: s["deployments"][0]["rolloutState"] == "COMPLETED")
+            assert done["deployments"][0]["rolloutState"] == "COMPLETED", done["deployments"]
+            health = elb.describe_target_health(TargetGroupArn=group)["TargetHealthDescriptions"]
+            assert [h["TargetHealth"]["State"] for h in health] == ["healthy"], health
+            assert [t["stoppedReason"] for t in stopped_tasks(runtime, name)] == []
+            ecs.delete_service(cluster=CLUSTER, service=name, force=True)
+            wait_service(runtime, name, lambda s: s["status"] == "INACTIVE")
+        else:
+            deadline = time.monotonic() + 60
+            while not stopped_tasks(runtime, name) and time.monotonic() < deadline:
+                time.sleep(0.5)
+            reasons = [t["stoppedReason"] for t in stopped_tasks(runtime, name)]
+            assert reasons[:1] == [f"Task failed ELB health checks in (target-group {group})"], reasons
+            ecs.delete_service(cluster=CLUSTER, service=name, force=True)
+
+
+def stopped_tasks(runtime: dict, name: str) -> list[dict]:
+    ecs = runtime["emulator"].client("ecs")
+    arns = ecs.list_tasks(cluster=CLUSTER, desiredStatus="STOPPED")["taskArns"]
+    tasks = ecs.describe_tasks(cluster=CLUSTER, tasks=arns)["tasks"] if arns else []
+    return [t for t in tasks if t["group"] == f"service:{name}"]
+
+
 def connect(port: int, password: str):
     import psycopg2  # noqa: PLC0415 - the venv's (Airflow's postgres provider)
 

@@ -144,3 +144,20 @@ def test_launch_type_change_and_bad_input_are_refused(clean_emulator: Emulator, 
     missing = run_module(MODULE, {"cluster": "no-such-cluster", "services": [service()]}, env=env)
     assert missing["msg"] == "Cluster 'no-such-cluster' does not exist; create it before its services", missing
     assert [s.rsplit("/", 1)[-1] for s in ecs.list_services(cluster=CLUSTER)["serviceArns"]] == ["airflow-worker"]
+
+
+def test_a_load_balanced_service_keeps_its_health_check_grace_period(clean_emulator: Emulator, ecs: Any) -> None:
+    env = clean_emulator.env()
+    vpc = clean_emulator.client("ec2").describe_subnets(SubnetIds=[NET["subnet-1"]])["Subnets"][0]["VpcId"]
+    group = clean_emulator.client("elbv2").create_target_group(
+        Name="api-server", Protocol="HTTP", Port=8080, VpcId=vpc, TargetType="ip"
+    )["TargetGroups"][0]["TargetGroupArn"]
+    balanced = {"load_balancers": [{"targetGroupArn": group, "containerName": "worker", "containerPort": 8080}]}
+    args = {"cluster": CLUSTER, "services": [service(**balanced, health_check_grace_period_seconds=120)]}
+    assert run_module(MODULE, args, env=env)["changed"] is True
+    assert described(ecs)["healthCheckGracePeriodSeconds"] == 120
+    assert run_module(MODULE, args, env=env)["changed"] is False
+    shorter = {"cluster": CLUSTER, "services": [service(**balanced, health_check_grace_period_seconds=60)]}
+    updated = run_module(MODULE, shorter, env=env)
+    assert updated["services"][0]["updated"] == ["healthCheckGracePeriodSeconds"], updated
+    assert described(ecs)["healthCheckGracePeriodSeconds"] == 60
