@@ -195,7 +195,8 @@ class Bench:
 
 
 class HealthProbe(threading.Thread):
-    """GET `url` every 0.5 s: how many answered 200, and the longest run of failures (seconds)."""
+    """GET `url` every 0.5 s: how many answered 200, and the longest time from an unanswered probe to the
+    next answer (seconds)."""
 
     def __init__(self, url: str) -> None:
         super().__init__(name="health-probe", daemon=True)
@@ -217,10 +218,11 @@ class HealthProbe(threading.Thread):
             now = time.monotonic()
             if ok:
                 self.answered += 1
+                if down_since is not None:  # from the first unanswered probe to the next answer
+                    self.longest_outage = max(self.longest_outage, now - down_since)
                 down_since = None
             else:
                 down_since = down_since or now
-                self.longest_outage = max(self.longest_outage, now - down_since)
             self._halt.wait(0.5)
 
     def stop(self) -> None:

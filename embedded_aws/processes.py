@@ -23,6 +23,7 @@ class Proc:
     popen: subprocess.Popen
     stop_timeout: float = 30.0
     stop_signal: int = signal.SIGTERM
+    signal_group: bool = True  # the stop signal to the whole process group, or to the leader alone
     started: float = field(default_factory=time.monotonic)
 
     @property
@@ -56,7 +57,10 @@ class Proc:
     def signal_stop(self) -> None:
         if self.alive():
             with contextlib.suppress(ProcessLookupError):
-                os.killpg(self.pid, self.stop_signal)
+                if self.signal_group:
+                    os.killpg(self.pid, self.stop_signal)
+                else:
+                    os.kill(self.pid, self.stop_signal)
 
     def finish_stop(self, deadline: float) -> None:
         """Wait for the leader until `deadline` (monotonic), then SIGKILL whatever is left of the group."""
@@ -93,6 +97,7 @@ class Processes:
         user: str | None = None,
         stop_timeout: float = 30.0,
         stop_signal: int = signal.SIGTERM,
+        signal_group: bool = True,
     ) -> Proc:
         log_path = self.logs / f"{name}.log"
         log = open(log_path, "ab")  # noqa: SIM115 - owned by the child
@@ -110,7 +115,7 @@ class Processes:
             )
         finally:
             log.close()
-        proc = Proc(name, argv, env, cwd, log_path, popen, stop_timeout, stop_signal)
+        proc = Proc(name, argv, env, cwd, log_path, popen, stop_timeout, stop_signal, signal_group)
         self.procs.append(proc)
         return proc
 

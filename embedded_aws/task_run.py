@@ -176,7 +176,12 @@ class TaskRun(threading.Thread):
         cwd = Path(self.local.env.get("AIRFLOW_HOME") or self.local.env["HOME"])
         try:
             self.proc = Processes(self.directory).start(
-                spec_container.name, argv, self.local.env, cwd, stop_timeout=self.stop_timeout
+                spec_container.name,
+                argv,
+                self.local.env,
+                cwd,
+                stop_timeout=self.stop_timeout,
+                signal_group=self.signals_group(spec_container),
             )
         except OSError as exc:
             raise TaskFailed(
@@ -227,6 +232,12 @@ class TaskRun(threading.Thread):
             extra["AWS_CONTAINER_AUTHORIZATION_TOKEN"] = self.agent.settings.credentials_token
         bins = [servers.RABBITMQ_BIN] if rabbit else [str(self.agent.settings.python_bin)]
         return platform_env(spec.name, self.directory, bins, self.region, airflow=is_airflow(spec.image), extra=extra)
+
+    @staticmethod
+    def signals_group(spec: Container) -> bool:
+        """apache/airflow runs under dumb-init, which forwards ECS's SIGTERM to the whole process group,
+        or with DUMB_INIT_SETSID=0 to its child alone (Celery's warm shutdown: running tasks finish)."""
+        return not (is_airflow(spec.image) and not spec.entry_point and spec.environment.get("DUMB_INIT_SETSID") == "0")
 
     def argv(self, spec: Container) -> list[str]:
         """What the image runs: its entrypoint's rule, or the task definition's entryPoint + command."""

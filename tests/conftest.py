@@ -19,7 +19,7 @@ GROUP_MINUTES = {
     "fault": 20,
     "molecule-default": 13,
     "molecule-localstack": 7,
-    "test_e2e": 3,
+    "test_e2e": 7,
     "local_agent": 2,
     "molecule-network": 4,
     "molecule-service_discovery": 3,

@@ -128,6 +128,33 @@ def test_a_task_runs_its_command_and_reports_its_exit_code(runtime: dict) -> Non
     assert "started" in task_log(runtime, task)
 
 
+# A leader that ends on SIGTERM and a child that says whether SIGTERM reached it too.
+TERM_WITNESS = (
+    '(trap "echo child-got-TERM; exit 0" TERM; while :; do sleep 0.2; done) & '
+    'trap "echo leader-got-TERM; exit 0" TERM; echo ready; wait'
+)
+
+
+def test_stop_signals_the_process_group_unless_dumb_init_is_told_not_to(runtime: dict) -> None:
+    """apache/airflow's dumb-init forwards ECS's SIGTERM to the whole group, with DUMB_INIT_SETSID=0 to
+    the main process alone (how the worker gets Celery's warm shutdown while its tasks keep running)."""
+    ecs = runtime["emulator"].client("ecs")
+    seen = {}
+    for label, environment in (("default", []), ("setsid-0", [{"name": "DUMB_INIT_SETSID", "value": "0"}])):
+        definition = register(runtime, f"witness-{label}", TERM_WITNESS, environment=environment)
+        arn = ecs.run_task(
+            cluster=CLUSTER, taskDefinition=definition, launchType="FARGATE", networkConfiguration=runtime["network"]
+        )["tasks"][0]["taskArn"]
+        running = wait_task(runtime, arn, "RUNNING")
+        deadline = time.monotonic() + 30
+        while "ready" not in task_log(runtime, running) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        ecs.stop_task(cluster=CLUSTER, task=arn, reason="witness")
+        seen[label] = task_log(runtime, wait_task(runtime, arn, "STOPPED"))
+    assert "leader-got-TERM" in seen["default"] and "child-got-TERM" in seen["default"], seen
+    assert "leader-got-TERM" in seen["setsid-0"] and "child-got-TERM" not in seen["setsid-0"], seen
+
+
 def run_migration(runtime: dict, family: str, **params: object) -> dict:
     """library/ecs_run_task as the deploy's migrate step calls it."""
     network = runtime["network"]["awsvpcConfiguration"]
