@@ -12,12 +12,13 @@ deployments at create/update time. With the runtime on (`install()`), the agent 
 - DescribeTargetHealth reports what the agent's health checks saw;
 - Cloud Map refuses to delete a service that still has instances, as AWS does (ResourceInUse).
 
-In both modes CreateService keeps its deploymentConfiguration and healthCheckGracePeriodSeconds (moto
-drops them; it keeps them only from an update), and RunTask honours its clientToken (a retried call
-starts nothing new) and, with EMBEDDED_AWS_IAM_PROPAGATION_SECONDS=N, refuses a role created less than
-N seconds ago as ECS refuses a role IAM has not propagated yet. With the runtime off
-(`install_api_only()`), nothing runs: a service reports every deployment COMPLETED with runningCount =
-desiredCount at once, so a deploy that waits for steady state does not wait there.
+In both modes a private DNS namespace's hosted zone is associated with its VPC, CreateService keeps
+its deploymentConfiguration and healthCheckGracePeriodSeconds (moto drops them; it keeps them only
+from an update), and RunTask honours its clientToken (a retried call starts nothing new) and, with
+EMBEDDED_AWS_IAM_PROPAGATION_SECONDS=N, refuses a role created less than N seconds ago as ECS refuses a
+role IAM has not propagated yet. With the runtime off (`install_api_only()`), nothing runs: a service
+reports every deployment COMPLETED with runningCount = desiredCount at once, so a deploy that waits for
+steady state does not wait there.
 
 Pinned to moto 5.2.5 (requirements.lock); tests/integration/test_local_agent.py checks this layer through the API.
 """
@@ -35,7 +36,9 @@ from moto.ecs import models as ecs
 from moto.ecs.responses import EC2ContainerServiceResponse
 from moto.elbv2 import models as elbv2
 from moto.iam.models import iam_backends
+from moto.route53.models import route53_backends
 from moto.servicediscovery import models as servicediscovery
+from moto.utilities.utils import get_partition
 
 _installed: list[bool] = []  # [True] once install() patched moto
 # target group ARN -> target id -> (state, reason, description), written by the agent.
@@ -80,6 +83,22 @@ def _keep_service_settings() -> None:
     EC2ContainerServiceResponse.create_service = create
 
 
+def _bind_private_namespaces() -> None:
+    """A private DNS namespace's hosted zone is associated with its VPC, as Cloud Map does (moto leaves
+    the zone without VPCs, so a namespace bound to the wrong VPC could not be told apart)."""
+    create_namespace = servicediscovery.ServiceDiscoveryBackend.create_private_dns_namespace
+
+    def create(self: servicediscovery.ServiceDiscoveryBackend, name: str, *args: Any, **kwargs: Any) -> str:
+        operation_id = create_namespace(self, name, *args, **kwargs)
+        namespace = next(n for n in self.namespaces.values() if n.name == name)
+        zone_id = namespace.dns_properties["HostedZoneId"]
+        route53 = route53_backends[self.account_id][get_partition(self.region_name)]
+        route53.associate_vpc_with_hosted_zone(zone_id, namespace.vpc, self.region_name)
+        return operation_id
+
+    servicediscovery.ServiceDiscoveryBackend.create_private_dns_namespace = create
+
+
 def _unpropagated_role(backend: ecs.EC2ContainerServiceBackend, task_definition: str) -> str | None:
     """A role of the task definition younger than EMBEDDED_AWS_IAM_PROPAGATION_SECONDS, as ECS cannot assume yet."""
     seconds = float(os.environ.get("EMBEDDED_AWS_IAM_PROPAGATION_SECONDS") or 0)
@@ -122,6 +141,7 @@ def _patch_run_task() -> None:
 def install_api_only() -> None:
     """Without the runtime: services are steady as soon as they are created or updated."""
     _keep_service_settings()
+    _bind_private_namespaces()
     _patch_run_task()
     service_init = ecs.Service.__init__
 
@@ -153,6 +173,7 @@ def install() -> None:
         return
     _installed.append(True)
     _keep_service_settings()
+    _bind_private_namespaces()
     _patch_run_task()
     _patch_tasks()
     _patch_services()

@@ -207,7 +207,7 @@ def hosted_zone_vpcs(module: AnsibleAWSModule, namespace: dict) -> list[str] | N
     except (BotoCoreError, ClientError) as e:  # pylint: disable=duplicate-except
         module.fail_json_aws(e, msg=f"Failed to describe hosted zone {zone_id} of Cloud Map namespace")
     vpcs = [vpc["VPCId"] for vpc in zone.get("VPCs", [])]
-    return vpcs or None  # moto creates the zone without its VPC association
+    return vpcs or None  # an endpoint that does not report the association cannot be checked
 
 
 def find_namespace(module: AnsibleAWSModule, client: Any, name: str, vpc_id: str | None) -> dict | None:

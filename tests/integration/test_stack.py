@@ -182,11 +182,14 @@ def test_cloud_map_namespace_is_bound_to_the_vpc_and_has_broker_and_api_server(d
     assert len(namespaces) == 1 and namespaces[0]["Type"] == "DNS_PRIVATE"
     services = {s["Name"] for s in sd.list_services()["Services"]}
     assert services == {"rabbitmq", "api-server"}
-    vpc = deployed.emulator.client("ec2").describe_vpcs(Filters=[{"Name": "tag:Name", "Values": ["airflow-vpc"]}])
+    (vpc,) = deployed.emulator.client("ec2").describe_vpcs(Filters=[{"Name": "tag:Name", "Values": ["airflow-vpc"]}])[
+        "Vpcs"
+    ]
     zone_id = namespaces[0]["Properties"]["DnsProperties"]["HostedZoneId"].split("/")[-1]
     zone = deployed.emulator.client("route53").get_hosted_zone(Id=zone_id)
     assert zone["HostedZone"]["Config"]["PrivateZone"] is True
-    assert vpc["Vpcs"], "the stack's VPC is missing"
+    # Resolvable in the stack's VPC, and only there.
+    assert zone["VPCs"] == [{"VPCRegion": "us-east-1", "VPCId": vpc["VpcId"]}], zone["VPCs"]
 
 
 def test_cluster_has_fargate_and_spot_capacity(deployed):

@@ -423,8 +423,12 @@ def test_bad_input_is_refused(params: dict, message: str, library: ModuleType) -
         library.validate(StubModule(**params))
 
 
-def test_fernet_key_length_is_not_validated(library: ModuleType) -> None:
-    library.validate(StubModule(generate="fernet_key", length=1))
+def test_the_length_limits_passwords_and_tokens_but_not_fernet_keys(library: ModuleType) -> None:
+    with pytest.raises(ModuleFailed, match="length must be between 16 and 4096 for generate=password, not 1"):
+        library.validate(StubModule(generate="password", length=1))
+    library.validate(StubModule(generate="fernet_key", length=1))  # ignored: a Fernet key is always 32 bytes
+    key = library.generate_value("fernet_key", 1)
+    assert len(base64.urlsafe_b64decode(key)) == 32 and Fernet(key)
 
 
 def test_generated_values_have_the_documented_form(library: ModuleType) -> None:

@@ -77,6 +77,16 @@ def test_present_without_vpc_id_is_refused(clean_emulator: Emulator) -> None:
     assert private_namespaces(clean_emulator) == []
 
 
+def test_a_namespace_is_never_moved_to_another_vpc(clean_emulator: Emulator, vpc_id: str) -> None:
+    env = clean_emulator.env()
+    assert run_module(MODULE, {"name": NAME, "vpc_id": vpc_id}, env=env)["changed"] is True
+    other = clean_emulator.client("ec2").create_vpc(CidrBlock="10.30.0.0/16")["Vpc"]["VpcId"]
+    refused = run_module(MODULE, {"name": NAME, "vpc_id": other}, env=env)
+    assert refused.get("failed") is True
+    assert f"is bound to VPC {vpc_id}, not {other}; a namespace cannot move between VPCs" in refused["msg"]
+    assert len(private_namespaces(clean_emulator)) == 1
+
+
 def test_delete_with_services_needs_force_and_empty_services(clean_emulator: Emulator, namespace_id: str) -> None:
     env = clean_emulator.env()
     client = clean_emulator.client("servicediscovery")
