@@ -21,7 +21,7 @@ PLAYBOOK_ENV := $(if $(USE_EMULATOR),AWS_ENDPOINT_URL=http://127.0.0.1:$(EMULATO
 DEPLOYER_POLICY := .state/emulator/deployer-policy.json
 AS_DEPLOYER := $(if $(USE_EMULATOR),$(PLAYBOOK_ENV) $(BIN)/ansible-playbook -i $(INVENTORY) deployer_policy.yml -e deployer_policy_file=$(abspath $(DEPLOYER_POLICY)) && eval "$$(scripts/emulator deployer-env --policy $(DEPLOYER_POLICY))" &&)
 
-.PHONY: help venv lock deploy deploy-dags teardown check deployer-policy emulator-start emulator-stop emulator-status lint test e2e bench cost clean
+.PHONY: help venv lock deploy deploy-dags shell teardown check deployer-policy emulator-start emulator-stop emulator-status lint test e2e bench cost clean
 
 help: ## List the targets
 	@grep -hE '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
@@ -53,6 +53,10 @@ deploy: venv $(if $(USE_EMULATOR),emulator-start) ## Deploy the stack (emulator:
 
 check: venv $(if $(USE_EMULATOR),emulator-start) ## Dry-run the deploy: --check --diff
 	$(PLAYBOOK_ENV) $(BIN)/ansible-playbook -i $(INVENTORY) site.yml --check --diff $(ARGS)
+
+shell: venv ## Shell in a running task through ECS Exec: make shell SERVICE=scheduler [COMMAND='airflow info'] (AWS)
+	@test -n "$(SERVICE)" || { echo "usage: make shell SERVICE=<api-server|scheduler|dag-processor|triggerer|worker|flower> [COMMAND=...]" >&2; exit 2; }
+	$(BIN)/python scripts/ecs_shell.py --inventory $(INVENTORY) $(SERVICE) $(if $(COMMAND),--command '$(COMMAND)')
 
 deploy-dags: venv $(if $(USE_EMULATOR),emulator-start) ## Upload changed DAGs to the DAG bucket only (nothing else is changed)
 	$(AS_DEPLOYER) $(PLAYBOOK_ENV) $(BIN)/ansible-playbook -i $(INVENTORY) site.yml --tags dags -e '{"preflight_live_roles": ["dags"]}' $(ARGS)

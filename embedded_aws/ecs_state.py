@@ -13,8 +13,8 @@ deployments at create/update time. With the runtime on (`install()`), the agent 
 - Cloud Map refuses to delete a service that still has instances, as AWS does (ResourceInUse).
 
 In both modes a private DNS namespace's hosted zone is associated with its VPC, CreateService keeps
-its deploymentConfiguration and healthCheckGracePeriodSeconds (moto drops them; it keeps them only
-from an update), and RunTask honours its clientToken (a retried call starts nothing new) and, with
+its deploymentConfiguration, healthCheckGracePeriodSeconds and enableExecuteCommand (moto drops them;
+it keeps them only from an update), and RunTask honours its clientToken (a retried call starts nothing new) and, with
 EMBEDDED_AWS_IAM_PROPAGATION_SECONDS=N, refuses a role created less than N seconds ago as ECS refuses a
 role IAM has not propagated yet. With the runtime off (`install_api_only()`), nothing runs: a service
 reports every deployment COMPLETED with runningCount = desiredCount at once, so a deploy that waits for
@@ -78,6 +78,8 @@ def _keep_service_settings() -> None:
         grace = self._get_param("healthCheckGracePeriodSeconds")
         if grace is not None:
             service.health_check_grace_period_seconds = grace
+        if self._get_param("enableExecuteCommand"):
+            service.enable_execute_command = True
         return result
 
     EC2ContainerServiceResponse.create_service = create

@@ -6,11 +6,12 @@ from __future__ import annotations
 DOCUMENTATION = r"""
 ---
 module: ecs_cluster_settings
-short_description: Manage Container Insights and tags of an existing ECS cluster
+short_description: Manage Container Insights, the ECS Exec audit log and tags of an existing ECS cluster
 description:
-  - Sets the C(containerInsights) cluster setting and the tags of an ECS cluster that already exists.
+  - Sets the C(containerInsights) cluster setting, the ECS Exec configuration (where sessions are logged) and
+    the tags of an ECS cluster that already exists.
   - M(community.aws.ecs_cluster) creates and deletes clusters and manages their capacity providers, but
-    cannot set Container Insights or tags. Run it first, then this module.
+    cannot set Container Insights, the ECS Exec configuration or tags. Run it first, then this module.
   - The module never creates or deletes a cluster. It fails when the cluster does not exist or is
     C(INACTIVE) (deleted).
   - Only what differs is changed. The setting is changed with C(UpdateCluster) and the tags with
@@ -36,6 +37,13 @@ options:
       - When not given, the setting is left as it is.
     type: str
     choices: ['enabled', 'disabled', 'enhanced']
+  execute_command_configuration:
+    description:
+      - The cluster's C(executeCommandConfiguration) in the ECS API form, for example
+        V({"logging": "OVERRIDE", "logConfiguration": {"s3BucketName": "b", "s3KeyPrefix": "exec/",
+        "s3EncryptionEnabled": true}}), which records every ECS Exec session's input and output in S3.
+      - When not given, the configuration is left as it is.
+    type: dict
   tags:
     description:
       - Tags the cluster should have, as a dict.
@@ -138,16 +146,16 @@ cluster:
       type: dict
       sample: {"airflow-ecs:stack": "airflow", "team": "data"}
 diff:
-  description: Container Insights and tags before and after the change.
+  description: Container Insights, the ECS Exec configuration and tags before and after the change.
   returned: in diff mode
   type: dict
   contains:
     before:
-      description: C(container_insights) and C(tags) before the change.
+      description: C(container_insights), C(execute_command_configuration) and C(tags) before the change.
       type: dict
       sample: {"container_insights": "disabled", "tags": {}}
     after:
-      description: C(container_insights) and C(tags) after the change.
+      description: C(container_insights), C(execute_command_configuration) and C(tags) after the change.
       type: dict
       sample: {"container_insights": "enabled", "tags": {"team": "data"}}
 """
@@ -159,6 +167,7 @@ from typing import Any
 with contextlib.suppress(ImportError):  # AnsibleAWSModule reports a missing botocore
     from botocore.exceptions import BotoCoreError, ClientError
 
+from ansible.module_utils.batch_items import covers
 from ansible.module_utils.common.dict_transformations import camel_dict_to_snake_dict
 from ansible_collections.amazon.aws.plugins.module_utils.botocore import normalize_boto3_result
 from ansible_collections.amazon.aws.plugins.module_utils.modules import AnsibleAWSModule
@@ -176,6 +185,7 @@ def argument_spec() -> dict[str, Any]:
     return dict(
         cluster=dict(type="str", required=True),
         container_insights=dict(type="str", choices=["enabled", "disabled", "enhanced"]),
+        execute_command_configuration=dict(type="dict"),
         tags=dict(type="dict", aliases=["resource_tags"]),
         purge_tags=dict(type="bool", default=True),
     )
@@ -184,7 +194,9 @@ def argument_spec() -> dict[str, Any]:
 def describe_cluster(module: AnsibleAWSModule, client: Any, cluster: str) -> dict[str, Any]:
     """The ACTIVE cluster with its settings and tags; fail if it is missing or deleted."""
     try:
-        response = client.describe_clusters(clusters=[cluster], include=["SETTINGS", "TAGS"], aws_retry=True)
+        response = client.describe_clusters(
+            clusters=[cluster], include=["SETTINGS", "TAGS", "CONFIGURATIONS"], aws_retry=True
+        )
     except (BotoCoreError, ClientError) as e:
         module.fail_json_aws(e, msg=f"Failed to describe ECS cluster '{cluster}'")
     clusters = response.get("clusters", [])
@@ -205,12 +217,31 @@ def insights_of(cluster: dict[str, Any]) -> str | None:
     return None
 
 
+def exec_configuration_of(cluster: dict[str, Any]) -> dict[str, Any]:
+    return (cluster.get("configuration") or {}).get("executeCommandConfiguration") or {}
+
+
+def update_exec_configuration(module: AnsibleAWSModule, client: Any, cluster: dict[str, Any], wanted: dict) -> None:
+    try:
+        client.update_cluster(
+            cluster=cluster["clusterArn"], configuration={"executeCommandConfiguration": wanted}, aws_retry=True
+        )
+    except (BotoCoreError, ClientError) as e:
+        module.fail_json_aws(
+            e, msg=f"Failed to set the ECS Exec configuration of ECS cluster '{cluster['clusterName']}'"
+        )
+
+
 def tags_of(cluster: dict[str, Any]) -> dict[str, str]:
     return boto3_tag_list_to_ansible_dict(cluster.get("tags") or [], "key", "value")
 
 
 def diff_view(cluster: dict[str, Any]) -> dict[str, Any]:
-    return {"container_insights": insights_of(cluster), "tags": tags_of(cluster)}
+    return {
+        "container_insights": insights_of(cluster),
+        "execute_command_configuration": exec_configuration_of(cluster),
+        "tags": tags_of(cluster),
+    }
 
 
 def update_insights(module: AnsibleAWSModule, client: Any, cluster: dict[str, Any], value: str) -> None:
@@ -242,10 +273,19 @@ def update_tags(
 
 
 def predicted(
-    cluster: dict[str, Any], insights: str | None, to_set: dict[str, Any], to_unset: list[str]
+    cluster: dict[str, Any],
+    insights: str | None,
+    exec_configuration: dict | None,
+    to_set: dict[str, Any],
+    to_unset: list[str],
 ) -> dict[str, Any]:
     """The cluster as it will be after the changes, for check mode."""
     after = copy.deepcopy(cluster)
+    if exec_configuration is not None:
+        after["configuration"] = {
+            **(after.get("configuration") or {}),
+            "executeCommandConfiguration": exec_configuration,
+        }
     if insights is not None:
         others = [s for s in after.get("settings") or [] if s.get("name") != INSIGHTS]
         after["settings"] = [*others, {"name": INSIGHTS, "value": insights}]
@@ -273,19 +313,29 @@ def main() -> None:
     cluster = describe_cluster(module, client, params["cluster"])
     insights = params["container_insights"]
     change_insights = insights is not None and insights != insights_of(cluster)
+    exec_configuration = params["execute_command_configuration"]
+    change_exec = exec_configuration is not None and not covers(exec_configuration_of(cluster), exec_configuration)
     to_set: dict[str, Any] = {}
     to_unset: list[str] = []
     if params["tags"] is not None:
         to_set, to_unset = compare_aws_tags(tags_of(cluster), params["tags"], params["purge_tags"])
-    changed = bool(change_insights or to_set or to_unset)
+    changed = bool(change_insights or change_exec or to_set or to_unset)
 
     if not changed:
         after = cluster
     elif module.check_mode:
-        after = predicted(cluster, insights if change_insights else None, to_set, to_unset)
+        after = predicted(
+            cluster,
+            insights if change_insights else None,
+            exec_configuration if change_exec else None,
+            to_set,
+            to_unset,
+        )
     else:
         if change_insights:
             update_insights(module, client, cluster, insights)
+        if change_exec:
+            update_exec_configuration(module, client, cluster, exec_configuration)
         update_tags(module, client, cluster, to_set, to_unset)
         after = describe_cluster(module, client, cluster["clusterArn"])
 

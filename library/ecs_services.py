@@ -16,7 +16,7 @@ description:
   - Compared and updated in place, with C(UpdateService) - task definition, desired count, capacity provider
     strategy, network configuration (subnets, security groups, public IP), load balancers, Cloud Map registries,
     deployment configuration (compared only when AWS reports it, and sent with every update), health check grace
-    period, C(propagateTags).
+    period, ECS Exec, C(propagateTags).
     Tags are synced with
     C(TagResource)/C(UntagResource).
   - A different launch type cannot be applied in place; the module fails and names the service to recreate.
@@ -76,6 +76,12 @@ options:
             whose application takes a while to start is otherwise stopped as unhealthy). Only with
             O(services[].load_balancers). Compared with what AWS reports (0 when not set).
         type: int
+      enable_execute_command:
+        description:
+          - ECS Exec into the service's tasks (C(enableExecuteCommand)). Applies to tasks started after the
+            change; the task role needs the C(ssmmessages) permissions.
+        type: bool
+        default: false
       service_registries:
         description: C(registryArn) items (Cloud Map services).
         type: list
@@ -278,6 +284,8 @@ def differences(item: dict, service: dict) -> dict[str, Any]:
         update["loadBalancers"] = item["load_balancers"]
     if registries(item["service_registries"]) != registries(service.get("serviceRegistries")):
         update["serviceRegistries"] = item["service_registries"]
+    if item["enable_execute_command"] != bool(service.get("enableExecuteCommand")):
+        update["enableExecuteCommand"] = item["enable_execute_command"]
     grace = item["health_check_grace_period_seconds"]
     if grace is not None and grace != (service.get("healthCheckGracePeriodSeconds") or 0):
         update["healthCheckGracePeriodSeconds"] = grace
@@ -299,6 +307,7 @@ def create_params(cluster: str, item: dict) -> dict[str, Any]:
         "loadBalancers": item["load_balancers"],
         "serviceRegistries": item["service_registries"],
         "propagateTags": item["propagate_tags"],
+        "enableExecuteCommand": item["enable_execute_command"],
         "clientToken": str(uuid.uuid4()),  # one service, however often the call is retried
     }
     optional = {
@@ -342,6 +351,7 @@ def view(service: dict | None) -> dict:
         "networkConfiguration": network(service.get("networkConfiguration")),
         "loadBalancers": load_balancers(service.get("loadBalancers")),
         "healthCheckGracePeriodSeconds": service.get("healthCheckGracePeriodSeconds") or 0,
+        "enableExecuteCommand": bool(service.get("enableExecuteCommand")),
         "serviceRegistries": registries(service.get("serviceRegistries")),
         "propagateTags": service.get("propagateTags") or "NONE",
         "tags": boto3_tag_list_to_ansible_dict(service.get("tags") or [], "key", "value"),
@@ -374,6 +384,7 @@ def planned(item: dict, service: dict | None = None) -> dict:
         if item["health_check_grace_period_seconds"] is not None
         else (service or {}).get("healthCheckGracePeriodSeconds"),
         "serviceRegistries": item["service_registries"],
+        "enableExecuteCommand": item["enable_execute_command"],
         "propagateTags": item["propagate_tags"],
         "tags": [{"key": k, "value": v} for k, v in item["tags"].items()],
     }
@@ -568,6 +579,7 @@ def main() -> None:
                 network_configuration=dict(type="dict"),
                 load_balancers=dict(type="list", elements="dict", default=[]),
                 health_check_grace_period_seconds=dict(type="int"),
+                enable_execute_command=dict(type="bool", default=False),
                 service_registries=dict(type="list", elements="dict", default=[]),
                 deployment_configuration=dict(type="dict"),
                 propagate_tags=dict(type="str", default="SERVICE", choices=["SERVICE", "TASK_DEFINITION", "NONE"]),

@@ -12,13 +12,15 @@ import os
 import re
 import shutil
 import signal
+import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from ansible_runner import run_module
+from ansible_runner import ROOT, run_module
 from emulator import start_emulator
 
 pytestmark = pytest.mark.xdist_group("local_agent")
@@ -470,6 +472,49 @@ def test_a_load_balanced_task_is_judged_by_its_target_health_after_the_grace_per
             reasons = [t["stoppedReason"] for t in stopped_tasks(runtime, name)]
             assert reasons[:1] == [f"Task failed ELB health checks in (target-group {group})"], reasons
             ecs.delete_service(cluster=CLUSTER, service=name, force=True)
+
+
+def test_make_shell_opens_ecs_exec_into_a_running_task_of_a_service_with_exec_on(runtime: dict, tmp_path: Path) -> None:
+    """scripts/ecs_shell.py finds the RUNNING task and hands it to the AWS CLI (here a stand-in on PATH that
+    prints its arguments: the Session Manager side is AWS's); a service without ECS Exec is refused."""
+    emulator = runtime["emulator"]
+    ecs = emulator.client("ecs")
+    definition = register(runtime, "agent-shellable", "sleep 600", name="shellable")
+    for name, exec_on in (("agent-shellable", True), ("agent-closed", False)):
+        ecs.create_service(
+            cluster=CLUSTER,
+            serviceName=name,
+            taskDefinition=definition,
+            desiredCount=1,
+            launchType="FARGATE",
+            networkConfiguration=runtime["network"],
+            enableExecuteCommand=exec_on,
+        )
+    wait_service(runtime, "agent-shellable", lambda s: s["runningCount"] == 1)
+    tools = tmp_path / "bin"
+    tools.mkdir()
+    for tool in ("aws", "session-manager-plugin"):
+        (tools / tool).write_text("#!/usr/bin/env python3\nimport json, sys\nprint(json.dumps(sys.argv[1:]))\n")
+        (tools / tool).chmod(0o755)
+    script = [sys.executable, str(ROOT / "scripts" / "ecs_shell.py"), "--stack", CLUSTER, "--region", "us-east-1"]
+
+    def shell(service: str, path: str) -> subprocess.CompletedProcess:
+        env = {**os.environ, **emulator.env(), "PATH": path}
+        return subprocess.run([*script, service], env=env, capture_output=True, text=True, timeout=60, check=False)
+
+    opened = shell("shellable", f"{tools}:{os.environ['PATH']}")
+    assert opened.returncode == 0, opened.stderr
+    (task,) = running_tasks(runtime, "agent-shellable")
+    assert json.loads(opened.stdout.splitlines()[-1]) == [
+        "ecs", "execute-command", "--region", "us-east-1", "--cluster", CLUSTER, "--task", task["taskArn"],
+        "--container", "shellable", "--interactive", "--command", "/bin/bash",
+    ]  # fmt: skip
+    closed = shell("closed", f"{tools}:{os.environ['PATH']}")
+    assert closed.returncode != 0 and "ECS Exec is off for agent-closed" in closed.stderr, closed.stderr
+    missing = shell("shellable", os.environ["PATH"])  # the AWS CLI may be there, the plugin is not
+    assert missing.returncode != 0 and "session-manager-plugin" in missing.stderr, missing.stderr
+    for name in ("agent-shellable", "agent-closed"):
+        ecs.delete_service(cluster=CLUSTER, service=name, force=True)
 
 
 def stopped_tasks(runtime: dict, name: str) -> list[dict]:

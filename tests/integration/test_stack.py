@@ -192,9 +192,15 @@ def test_cloud_map_namespace_is_bound_to_the_vpc_and_has_broker_and_api_server(d
     assert zone["VPCs"] == [{"VPCRegion": "us-east-1", "VPCId": vpc["VpcId"]}], zone["VPCs"]
 
 
-def test_cluster_has_fargate_and_spot_capacity(deployed):
-    cluster = deployed.emulator.client("ecs").describe_clusters(clusters=["airflow"], include=["SETTINGS", "TAGS"])
+def test_cluster_has_fargate_and_spot_capacity_and_records_ecs_exec_sessions(deployed):
+    cluster = deployed.emulator.client("ecs").describe_clusters(
+        clusters=["airflow"], include=["SETTINGS", "TAGS", "CONFIGURATIONS"]
+    )
     cluster = cluster["clusters"][0]
+    audit = cluster["configuration"]["executeCommandConfiguration"]
+    assert audit["logging"] == "OVERRIDE"
+    assert audit["logConfiguration"]["s3BucketName"].startswith("airflow-data-")
+    assert audit["logConfiguration"]["s3EncryptionEnabled"] is True
     assert cluster["status"] == "ACTIVE"
     assert set(cluster["capacityProviders"]) == {"FARGATE", "FARGATE_SPOT"}
     assert {"key": "airflow-ecs:stack", "value": "airflow"} in cluster["tags"]
@@ -267,9 +273,12 @@ def containers(ecs, services) -> dict[str, dict]:
 
 def test_seven_services_run_the_six_nodes_and_the_broker(services):
     assert sorted(services) == sorted(f"airflow-{n}" for n in [*AIRFLOW_NODES, "rabbitmq"])
-    for service in services.values():
-        assert service["desiredCount"] == 1
+    for name, service in services.items():
+        # Two api-servers: the UI and the Execution API survive one task's replacement or its AZ.
+        assert service["desiredCount"] == (2 if name == "airflow-api-server" else 1), name
         assert service["networkConfiguration"]["awsvpcConfiguration"]["assignPublicIp"] == "DISABLED"
+        # ECS Exec into every Airflow node (make shell), not into the broker, which has no task role.
+        assert service.get("enableExecuteCommand", False) is (name != "airflow-rabbitmq"), name
         breaker = service["deploymentConfiguration"]["deploymentCircuitBreaker"]
         assert breaker == {"enable": True, "rollback": True}, service["serviceName"]
 
@@ -277,7 +286,7 @@ def test_seven_services_run_the_six_nodes_and_the_broker(services):
 @pytest.mark.parametrize(
     ("node", "command"),
     [
-        ("api-server", ["api-server"]),
+        ("api-server", ["api-server", "--proxy-headers"]),
         ("scheduler", ["scheduler"]),
         ("dag-processor", ["dag-processor"]),
         ("triggerer", ["triggerer"]),
@@ -319,6 +328,8 @@ def test_flower_has_basic_auth_from_a_secret(containers):
 def test_api_server_is_behind_the_alb_and_in_cloud_map(deployed, services):
     api = services["airflow-api-server"]
     assert api["serviceRegistries"]
+    # ECS leaves a starting api-server alone as long as its container health check does (start period).
+    assert api["healthCheckGracePeriodSeconds"] == 120
     elb = deployed.emulator.client("elbv2")
     [target_group] = elb.describe_target_groups(Names=["airflow-api-server"])["TargetGroups"]
     assert target_group["HealthCheckPath"] == "/api/v2/monitor/health"

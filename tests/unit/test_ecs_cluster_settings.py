@@ -38,8 +38,8 @@ def test_settings_and_tags_story(clean_emulator: Emulator, cluster_arn: str) -> 
     planned = run_module(MODULE, enable, env=env, check=True, diff=True)
     assert planned["changed"] is True, planned
     assert planned["diff"] == {
-        "before": {"container_insights": "disabled", "tags": {}},
-        "after": {"container_insights": "enabled", "tags": {}},
+        "before": {"container_insights": "disabled", "execute_command_configuration": {}, "tags": {}},
+        "after": {"container_insights": "enabled", "execute_command_configuration": {}, "tags": {}},
     }
     assert planned["cluster"]["container_insights"] == "enabled"
     assert in_aws(clean_emulator) == {"container_insights": "disabled", "tags": {}}
@@ -73,8 +73,27 @@ def test_settings_and_tags_story(clean_emulator: Emulator, cluster_arn: str) -> 
 
     disabled = run_module(MODULE, {"cluster": NAME, "container_insights": "disabled"}, env=env, diff=True)
     assert disabled["changed"] is True, disabled
-    assert disabled["diff"]["after"] == {"container_insights": "disabled", "tags": {"stack": "airflow"}}
+    assert disabled["diff"]["after"] == {
+        "container_insights": "disabled",
+        "execute_command_configuration": {},
+        "tags": {"stack": "airflow"},
+    }
     assert in_aws(clean_emulator) == {"container_insights": "disabled", "tags": {"stack": "airflow"}}
+
+
+def test_ecs_exec_sessions_are_logged_where_the_configuration_says(clean_emulator: Emulator, cluster_arn: str) -> None:
+    env = clean_emulator.env()
+    audit = {
+        "logging": "OVERRIDE",
+        "logConfiguration": {"s3BucketName": "airflow-data", "s3KeyPrefix": "ecs-exec/", "s3EncryptionEnabled": True},
+    }
+    args = {"cluster": NAME, "execute_command_configuration": audit}
+    planned = run_module(MODULE, args, env=env, check=True, diff=True)
+    assert planned["changed"] and planned["diff"]["after"]["execute_command_configuration"] == audit
+    assert run_module(MODULE, args, env=env)["changed"] is True
+    described = clean_emulator.client("ecs").describe_clusters(clusters=[NAME], include=["CONFIGURATIONS"])
+    assert described["clusters"][0]["configuration"]["executeCommandConfiguration"] == audit
+    assert run_module(MODULE, args, env=env)["changed"] is False
 
 
 @pytest.mark.parametrize(

@@ -161,3 +161,14 @@ def test_a_load_balanced_service_keeps_its_health_check_grace_period(clean_emula
     updated = run_module(MODULE, shorter, env=env)
     assert updated["services"][0]["updated"] == ["healthCheckGracePeriodSeconds"], updated
     assert described(ecs)["healthCheckGracePeriodSeconds"] == 60
+
+
+def test_ecs_exec_is_turned_on_and_off_in_place(clean_emulator: Emulator, ecs: Any) -> None:
+    env = clean_emulator.env()
+    on = {"cluster": CLUSTER, "services": [service(enable_execute_command=True)]}
+    assert run_module(MODULE, on, env=env)["changed"] is True
+    assert described(ecs)["enableExecuteCommand"] is True
+    assert run_module(MODULE, on, env=env)["changed"] is False
+    off = run_module(MODULE, {"cluster": CLUSTER, "services": [service()]}, env=env)
+    assert off["services"][0]["updated"] == ["enableExecuteCommand"], off
+    assert described(ecs).get("enableExecuteCommand", False) is False
