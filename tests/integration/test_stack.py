@@ -344,7 +344,7 @@ def test_api_server_is_behind_the_alb_and_in_cloud_map(deployed, services):
 
 def test_migration_ran_before_any_airflow_service_was_created(deployed):
     output = deployed.first.output
-    migrate = output.index("TASK [airflow : Run `airflow db migrate`")
+    migrate = output.index("TASK [airflow : Run the one-off task airflow-ecs-migrate]")
     # The last services task is the Airflow nodes' (the broker's comes first, the migrate entry has none).
     airflow_services = output.rindex("TASK [ecs_service : Create or update the services]")
     assert "changed:" in output[airflow_services:].split("TASK [", 2)[1]
@@ -358,9 +358,11 @@ def test_migration_ran_before_any_airflow_service_was_created(deployed):
 
 
 def test_rerun_does_not_migrate_again(deployed):
-    assert "TASK [airflow : Run `airflow db migrate`" in deployed.second.output
-    section = deployed.second.output.split("TASK [airflow : Run `airflow db migrate`", 1)[1].split("TASK [", 1)[0]
+    include = "TASK [airflow : Run `airflow db migrate` as a one-off Fargate task"
+    assert include in deployed.second.output
+    section = deployed.second.output.split(include, 1)[1].split("TASK [", 1)[0]
     assert "skipping" in section
+    assert "TASK [airflow : Run the one-off task airflow-ecs-migrate]" not in deployed.second.output
 
 
 def test_dags_are_in_the_versioned_dag_bucket(deployed):

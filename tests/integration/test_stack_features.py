@@ -122,7 +122,7 @@ def test_upgrade_changes_nothing_but_the_airflow_task_definitions_services_and_m
     assert tasks == {
         "ecs_service : Register the task definitions (a new revision only when the content changes)",
         "ecs_service : Create or update the services",
-        "airflow : Run `airflow db migrate` as a one-off Fargate task and wait for it to exit 0",
+        "airflow : Run the one-off task airflow-ecs-migrate",
         "airflow : Record the successful migration",
     }, changes
     before, after = featured.rotated_after, featured.upgraded_services  # before: the features run's result
@@ -133,7 +133,7 @@ def test_upgrade_changes_nothing_but_the_airflow_task_definitions_services_and_m
 
 def test_upgrade_migrates_before_rolling_any_service(featured):
     output = featured.upgraded.output
-    migrate = output.index("TASK [airflow : Run `airflow db migrate`")
+    migrate = output.index("TASK [airflow : Run the one-off task airflow-ecs-migrate]")
     assert "changed:" in output[migrate:].split("TASK [", 2)[1]
     sections = output.split("TASK [")
     services = [s for s in sections if s.startswith("ecs_service : Create or update the services]")]
