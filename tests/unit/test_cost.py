@@ -354,7 +354,7 @@ def test_the_default_stack_is_estimated(inventory: str) -> None:
         f"Fargate {name}"
         for name in ("rabbitmq", "api-server", "scheduler", "dag-processor", "triggerer", "worker", "flower")
     ]
-    assert items["Fargate api-server"] == 36.04  # 730 x (1 x 0.04048 + 2 x 0.004445)
+    assert items["Fargate api-server"] == 72.08  # two tasks x 730 x (1 x 0.04048 + 2 x 0.004445)
     assert "11 secrets" in next(line.detail for line in result.lines if line.item == "Secrets Manager")
     assert result.mwaa_small == 357.70
     assert 0 < result.total < 1000
