@@ -12,7 +12,8 @@ deployments at create/update time. With the runtime on (`install()`), the agent 
 - DescribeTargetHealth reports what the agent's health checks saw;
 - Cloud Map refuses to delete a service that still has instances, as AWS does (ResourceInUse).
 
-In both modes a private DNS namespace's hosted zone is associated with its VPC, CreateService keeps
+In both modes ListTasks honours serviceName, a private DNS namespace's hosted zone is associated with
+its VPC, CreateService keeps
 its deploymentConfiguration, healthCheckGracePeriodSeconds and enableExecuteCommand (moto drops them;
 it keeps them only from an update), and RunTask honours its clientToken (a retried call starts nothing new) and, with
 EMBEDDED_AWS_IAM_PROPAGATION_SECONDS=N, refuses a role created less than N seconds ago as ECS refuses a
@@ -85,6 +86,25 @@ def _keep_service_settings() -> None:
     EC2ContainerServiceResponse.create_service = create
 
 
+def _list_tasks_of_a_service() -> None:
+    """ListTasks with serviceName lists that service's tasks only (moto ignores the filter)."""
+    list_tasks = ecs.EC2ContainerServiceBackend.list_tasks
+
+    def listed(self: ecs.EC2ContainerServiceBackend, *args: Any, **kwargs: Any) -> list[ecs.Task]:
+        # moto's order: cluster, container instance, family, started by, service name, desired status
+        positional = list(args)
+        if len(positional) > 4:
+            service_name, positional[4] = positional[4], None
+        else:
+            service_name = kwargs.pop("service_name", None)
+        tasks = list_tasks(self, *positional, **kwargs)
+        if not service_name:
+            return tasks
+        return [task for task in tasks if task.group == f"service:{service_name.rsplit('/', 1)[-1]}"]
+
+    ecs.EC2ContainerServiceBackend.list_tasks = listed
+
+
 def _bind_private_namespaces() -> None:
     """A private DNS namespace's hosted zone is associated with its VPC, as Cloud Map does (moto leaves
     the zone without VPCs, so a namespace bound to the wrong VPC could not be told apart)."""
@@ -144,6 +164,7 @@ def install_api_only() -> None:
     """Without the runtime: services are steady as soon as they are created or updated."""
     _keep_service_settings()
     _bind_private_namespaces()
+    _list_tasks_of_a_service()
     _patch_run_task()
     service_init = ecs.Service.__init__
 
@@ -176,6 +197,7 @@ def install() -> None:
     _installed.append(True)
     _keep_service_settings()
     _bind_private_namespaces()
+    _list_tasks_of_a_service()
     _patch_run_task()
     _patch_tasks()
     _patch_services()

@@ -287,7 +287,7 @@ def test_the_task_role_is_judged_by_enforced_iam(runtime: dict) -> None:
     assert [c["exitCode"] for c in allowed["containers"]] == [0], task_log(runtime, allowed)
 
 
-def create_service(runtime: dict, name: str, definition: str, count: int) -> None:
+def create_service(runtime: dict, name: str, definition: str, count: int, **settings: object) -> None:
     runtime["emulator"].client("ecs").create_service(
         cluster=CLUSTER,
         serviceName=name,
@@ -295,6 +295,7 @@ def create_service(runtime: dict, name: str, definition: str, count: int) -> Non
         desiredCount=count,
         launchType="FARGATE",
         networkConfiguration=runtime["network"],
+        **settings,
     )
 
 
@@ -443,16 +444,7 @@ def test_a_load_balanced_task_is_judged_by_its_target_health_after_the_grace_per
     )
     balancer = [{"targetGroupArn": group, "containerName": "main", "containerPort": 8080}]
     for name, grace in (("patient", 30), ("impatient", 0)):
-        ecs.create_service(
-            cluster=CLUSTER,
-            serviceName=name,
-            taskDefinition=definition,
-            desiredCount=1,
-            launchType="FARGATE",
-            networkConfiguration=runtime["network"],
-            loadBalancers=balancer,
-            healthCheckGracePeriodSeconds=grace,
-        )
+        create_service(runtime, name, definition, 1, loadBalancers=balancer, healthCheckGracePeriodSeconds=grace)
         if name == "patient":
             # Registered while the app still starts (unhealthy), yet not stopped within the grace period.
             wait_service(runtime, name, lambda s: s["runningCount"] == 1)
@@ -481,15 +473,7 @@ def test_make_shell_opens_ecs_exec_into_a_running_task_of_a_service_with_exec_on
     ecs = emulator.client("ecs")
     definition = register(runtime, "agent-shellable", "sleep 600", name="shellable")
     for name, exec_on in (("agent-shellable", True), ("agent-closed", False)):
-        ecs.create_service(
-            cluster=CLUSTER,
-            serviceName=name,
-            taskDefinition=definition,
-            desiredCount=1,
-            launchType="FARGATE",
-            networkConfiguration=runtime["network"],
-            enableExecuteCommand=exec_on,
-        )
+        create_service(runtime, name, definition, 1, enableExecuteCommand=exec_on)
     wait_service(runtime, "agent-shellable", lambda s: s["runningCount"] == 1)
     tools = tmp_path / "bin"
     tools.mkdir()
