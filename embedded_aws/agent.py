@@ -245,10 +245,10 @@ class Agent:
             new.append(self.runs[task.task_arn])
         for run in new[desired:]:  # scaled in: newest first
             run.request_stop("Task stopped by the service scheduler (desired count lowered)")
-        ready_new = [r for r in new[:desired] if self.in_service(r)]
-        ready_old = [r for r in old if self.in_service(r)]
+        ready_new = [r for r in new[:desired] if in_service(r, service)]
+        ready_old = [r for r in old if in_service(r, service)]
         # minimumHealthyPercent: an old task stops only while the ready ones stay at or above the minimum.
-        for run in sorted(old, key=self.in_service):
+        for run in sorted(old, key=lambda r: r in ready_old):
             if run not in ready_old or len(ready_new) + len(ready_old) - 1 >= minimum:
                 run.request_stop(f"Task stopped by the deployment {primary['id']} (replaced)")
                 if run in ready_old:
@@ -328,7 +328,7 @@ class Agent:
             deployment["pendingCount"] = len(mine) - deployment["runningCount"]
             deployment["desiredCount"] = int(service.desired_count) if deployment is primary else 0
         if primary is not None and primary["rolloutState"] == "IN_PROGRESS":
-            ready = [r for r in runs if r.task.started_by == primary["id"] and self.in_service(r)]
+            ready = [r for r in runs if r.task.started_by == primary["id"] and in_service(r, service)]
             if len(ready) == int(service.desired_count) and len(runs) == len(ready):
                 primary["rolloutState"] = "COMPLETED"
                 primary["rolloutStateReason"] = f"ECS deployment {primary['id']} completed."
@@ -336,20 +336,6 @@ class Agent:
                 service.deployments = [primary]
 
     # -- Cloud Map and target groups ----------------------------------------------------------------
-
-    def in_service(self, run: TaskRun) -> bool:
-        """Healthy as a rollout counts it: the container's health check, and every target of the task."""
-        if not run.ready:
-            return False
-        targets = [where for kind, where, _ in run.registrations if kind == "target"]
-        if not targets and self.balanced(run):
-            return False  # not registered yet
-        return all(
-            ecs_state.TARGET_HEALTH.get(group, {}).get(run.ip_address, ("",))[0] == "healthy" for group in targets
-        )
-
-    def balanced(self, run: TaskRun) -> bool:
-        return bool(getattr(self.find_service(run.service_arn), "load_balancers", None))
 
     def reconcile_registrations(self) -> None:
         for run in list(self.runs.values()):
@@ -618,6 +604,16 @@ class Agent:
             path.with_suffix(".tmp").write_text(text)
             path.with_suffix(".tmp").replace(path)
             self._published = text
+
+
+def in_service(run: TaskRun, service: Any) -> bool:
+    """Healthy as a rollout counts it: the container's health check, and every target of the task."""
+    if not run.ready:
+        return False
+    targets = [where for kind, where, _ in run.registrations if kind == "target"]
+    if not targets and service.load_balancers:
+        return False  # not registered yet
+    return all(ecs_state.TARGET_HEALTH.get(group, {}).get(run.ip_address, ("",))[0] == "healthy" for group in targets)
 
 
 def balancer_listeners() -> list[tuple[Any, Any]]:

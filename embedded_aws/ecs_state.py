@@ -13,13 +13,12 @@ deployments at create/update time. With the runtime on (`install()`), the agent 
 - Cloud Map refuses to delete a service that still has instances, as AWS does (ResourceInUse).
 
 In both modes ListTasks honours serviceName, a private DNS namespace's hosted zone is associated with
-its VPC, CreateService keeps
-its deploymentConfiguration, healthCheckGracePeriodSeconds and enableExecuteCommand (moto drops them;
-it keeps them only from an update), and RunTask honours its clientToken (a retried call starts nothing new) and, with
-EMBEDDED_AWS_IAM_PROPAGATION_SECONDS=N, refuses a role created less than N seconds ago as ECS refuses a
-role IAM has not propagated yet. With the runtime off (`install_api_only()`), nothing runs: a service
-reports every deployment COMPLETED with runningCount = desiredCount at once, so a deploy that waits for
-steady state does not wait there.
+its VPC, CreateService keeps its deploymentConfiguration, healthCheckGracePeriodSeconds and
+enableExecuteCommand (moto drops them; it keeps them only from an update), and RunTask honours its
+clientToken (a retried call starts nothing new) and, with EMBEDDED_AWS_IAM_PROPAGATION_SECONDS=N,
+refuses a role created less than N seconds ago as ECS refuses a role IAM has not propagated yet. With
+the runtime off (`install_api_only()`), nothing runs: a service reports every deployment COMPLETED with
+runningCount = desiredCount at once, so a deploy that waits for steady state does not wait there.
 
 Pinned to moto 5.2.5 (requirements.lock); tests/integration/test_local_agent.py checks this layer through the API.
 """

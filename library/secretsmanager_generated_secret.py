@@ -672,7 +672,7 @@ def plan_existing_value(module: AnsibleAWSModule, client: Any, secret: dict, rea
             return ValuePlan(store=False, secret_string=None, value=None, marker=VALUE_UNKNOWN)
         has_value = current_version_id(secret) is not None
         return template_plan(module, client, read_secret_string(module, client, secret) if has_value else None)
-    if params["keep_previous"] or params["drop_previous"]:
+    if key_list(params):
         return plan_key_list(module, client, secret, readable)
     if params["rotate"] or current_version_id(secret) is None:
         return new_value_plan(module, client)
@@ -690,6 +690,11 @@ def plan_existing_value(module: AnsibleAWSModule, client: Any, secret: dict, rea
     if desired == current:
         return ValuePlan(store=False, secret_string=None, value=current, marker=VALUE_KEPT)
     return ValuePlan(store=True, secret_string=secret_string, value=desired, marker=VALUE_FIELDS)
+
+
+def key_list(params: dict) -> bool:
+    """Whether the value is a list of keys the module keeps (keep_previous) or trims (drop_previous)."""
+    return bool(params["keep_previous"] or params["drop_previous"])
 
 
 def plan_key_list(module: AnsibleAWSModule, client: Any, secret: dict, readable: bool) -> ValuePlan:
@@ -745,7 +750,7 @@ def ensure_created(module: AnsibleAWSModule, client: Any) -> dict:
         create_secret(module, client, plan)
         planned = describe_secret(module, client, params["name"]) or planned
     flags = {"created": True, "restored": False, "rotated": False, "value_changed": True}
-    if params["keep_previous"] or params["drop_previous"]:
+    if key_list(params):
         flags["previous_kept"] = False
     result["secret"] = to_result(planned, **flags)
     result["value"] = plan.value
@@ -781,7 +786,7 @@ def ensure_present(module: AnsibleAWSModule, client: Any, secret: dict | None) -
         "rotated": value_changed and module.params["rotate"],
         "value_changed": value_changed,
     }
-    if module.params["keep_previous"] or module.params["drop_previous"]:
+    if key_list(module.params):
         flags["previous_kept"] = (plan.keys or 1) > 1
     result["secret"] = to_result(after, **flags)
     result["value"] = plan.value
@@ -819,7 +824,7 @@ def validate(module: AnsibleAWSModule) -> None:
         )
     if params["template"] is not None:
         validate_template(module)
-    if params["keep_previous"] or params["drop_previous"]:
+    if key_list(params):
         wrong = [
             option
             for option, bad in (
