@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import shutil
 import statistics
 import threading
 import time
@@ -78,7 +77,7 @@ class Bench:
         play = run_playbook(
             "site.yml",
             e2e.deployer_env,
-            extra_vars={"airflow_image": UPGRADE_IMAGE, "dags_source_dir": str(self.dag_folder(UPGRADE_DAG))},
+            extra_vars={"airflow_image": UPGRADE_IMAGE, "dags_source_dir": str(e2e.dag_folder(UPGRADE_ID))},
         )
         upgrade_seconds = time.monotonic() - began
         if play.returncode != 0:
@@ -98,12 +97,6 @@ class Bench:
             }
         )
         api.set_paused(UPGRADE_ID, True)
-
-    def dag_folder(self, extra: Path) -> Path:
-        folder = self.e2e.run_dir / "bench-dags"
-        shutil.copytree(ROOT / "dags", folder, dirs_exist_ok=True, ignore=shutil.ignore_patterns("__pycache__"))
-        shutil.copy(extra, folder)
-        return folder
 
     def service_leader(self, service: str) -> SimpleNamespace:
         """The first process of the service's running task (its process group), for PeakMemory."""

@@ -215,14 +215,19 @@ class E2ERun:
                 running.setdefault(task["group"], set()).add(task_id)
         return running
 
+    def dag_folder(self, *extra_dags: str) -> Path:
+        """The project's dags/ plus these DAGs of tests/e2e/dags/, as a folder a deploy mirrors to the bucket."""
+        folder = self.run_dir / "dags"
+        shutil.copytree(ROOT / "dags", folder, dirs_exist_ok=True, ignore=shutil.ignore_patterns("__pycache__"))
+        for dag_id in extra_dags:
+            shutil.copy(TESTS / "e2e" / "dags" / f"{dag_id}.py", folder)
+        return folder
+
     def deploy_dags_alone(self) -> None:
         """`make deploy-dags` while the stack runs: only the DAG bucket changes, and Airflow sees the new DAG."""
         from ansible_runner import run_playbook  # noqa: PLC0415
 
-        source = self.run_dir / "dags"
-        shutil.copytree(ROOT / "dags", source, ignore=shutil.ignore_patterns("__pycache__"))
-        for dag_file in (TESTS / "e2e" / "dags").glob("*.py"):
-            shutil.copy(dag_file, source)
+        source = self.dag_folder(SHIPPED_DAG, ROTATION_DAG)
         began = time.monotonic()
         play = run_playbook(
             "site.yml",
