@@ -59,6 +59,7 @@ AIRFLOW_PORT_SETTINGS = (
     ("AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT", 8793),
     ("AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT", 8794),
     ("AIRFLOW__SCHEDULER__SCHEDULER_HEALTH_CHECK_SERVER_PORT", 8974),
+    ("AIRFLOW__METRICS__STATSD_PORT", 8125),  # UDP, where a StatsD sidecar of the same task listens
 )
 # Airflow settings naming the address a listener binds (default 0.0.0.0).
 AIRFLOW_BIND_SETTINGS = (
@@ -92,11 +93,17 @@ class LocalEndpoints:
     extra_rabbitmq: dict[str, int] = field(default_factory=dict)  # epmd and distribution ports
 
 
-def task_ports(container: Container) -> dict[int, int]:
-    """A free local port for every port the container listens on (its port mappings and Airflow's)."""
-    ports = set(container.ports)
-    if is_airflow(container.image):
-        ports |= {int(container.environment.get(key, default)) for key, default in AIRFLOW_PORT_SETTINGS}
+def task_ports(containers: list[Container]) -> dict[int, int]:
+    """A free local port for every port a container of the task listens on (its port mappings and Airflow's).
+
+    The containers of a task share its network namespace (awsvpc), so the map is the task's: a port one
+    container listens on is the same local port for every other container of the task.
+    """
+    ports: set[int] = set()
+    for container in containers:
+        ports |= set(container.ports)
+        if is_airflow(container.image):
+            ports |= {int(container.environment.get(key, default)) for key, default in AIRFLOW_PORT_SETTINGS}
     return {port: free_port() for port in sorted(ports)}
 
 

@@ -1,14 +1,18 @@
 """One ECS task run as local processes, from PROVISIONING to STOPPED, reported the way ECS reports it.
 
-Launch (PENDING): the image must be one this machine can run (apache/airflow: the Python environment
-of the emulator, with the image entrypoint's rule; rabbitmq: Debian's rabbitmq-server), the container's
-`secrets` are read with the *execution role's* credentials, the awslogs stream is created with them,
-then the container's environment is its task definition's plus the printed rewrites (localize.py) and
-what Fargate gives every container, including the task role's credentials endpoint. Failures end the
+Launch (PENDING): every image must be one this machine can run (apache/airflow: the Python environment
+of the emulator, with the image entrypoint's rule; rabbitmq: Debian's rabbitmq-server), the containers'
+`secrets` are read with the *execution role's* credentials, each container's awslogs stream is created
+with them, then each container's environment is its task definition's plus the printed rewrites
+(localize.py) and what Fargate gives every container, including the task role's credentials endpoint.
+The containers share the task's network namespace: one local port map for the task. Failures end the
 task STOPPED with ECS's stop code and reason (CannotPullContainerError, ResourceInitializationError,
-CannotStartContainerError). RUNNING: the container's health check runs as Docker runs it (startPeriod,
-interval, timeout, retries); the process's output goes to its log file and to CloudWatch Logs. STOPPED:
-exit code (128 + signal when killed), stoppedReason, stopCode.
+CannotStartContainerError). RUNNING: every container runs (dependsOn is not waited for); each health
+check runs as Docker runs it (startPeriod, interval, timeout, retries), the task's health being its
+essential container's; each process's output goes to its log file and its own CloudWatch Logs stream.
+A non-essential container that exits is STOPPED alone; when the essential one exits or the task is
+stopped, every other container is stopped (SIGTERM, SIGKILL after its own stopTimeout). STOPPED: each
+container's exit code (128 + signal when killed), the task's stoppedReason and stopCode.
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ import signal
 import subprocess
 import threading
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -55,6 +60,23 @@ class TaskFailed(Exception):
         self.reason = reason
 
 
+@dataclass
+class ContainerRun:
+    """One container of the task: its definition as ECS starts it, its process, and what DescribeTasks reports."""
+
+    spec: Container
+    record: Any  # moto's container of the task: lastStatus, exitCode, healthStatus, reason
+    local: LocalContainer | None = None
+    proc: Proc | None = None
+    exit_code: int | None = None
+    log_stream: tuple[str, str] | None = None  # (group, stream) of its awslogs driver
+    shipped: int = 0  # bytes of its log file sent to CloudWatch Logs
+
+    @property
+    def name(self) -> str:
+        return self.spec.name
+
+
 class TaskRun(threading.Thread):
     def __init__(self, agent: Agent, ecs: Any, task: Any, account: str, region: str) -> None:
         super().__init__(name=f"task-{task.id[:8]}", daemon=True)
@@ -66,9 +88,9 @@ class TaskRun(threading.Thread):
         self.family = self.definition.family
         self.service_arn = ""
         self.directory = agent.settings.runtime_dir / "tasks" / task.id
-        self.ports: dict[int, int] = {}
-        self.proc: Proc | None = None
-        self.local: LocalContainer | None = None
+        self.ports: dict[int, int] = {}  # the task's: every container listens on the same local ports
+        self.containers: list[ContainerRun] = []
+        self.processes: Processes | None = None
         self.stop_requested = False
         self.stop_initiator: str | None = None  # scheduler | user | health; None: the container exited itself
         self.became_ready = False
@@ -79,14 +101,20 @@ class TaskRun(threading.Thread):
         self.registrations: list[tuple[str, str, str]] = []
         self.running_since = 0.0  # when the task became RUNNING (ECS's health check grace period counts from it)
         self.discovery_names: set[str] = set()
-        self.exit_code: int | None = None
-        self.environment_keys: list[str] = []  # what the process really got (/proc/<pid>/environ), names only
-        self.stop_timeout = 30
+        self.environment_keys: list[str] = []  # what the essential container really got (/proc/<pid>/environ)
+        self.stop_timeout = 30  # the longest of its containers'
         self._wake = threading.Event()
         self._health_stop = threading.Event()
-        self._shipped = 0
         self._logs: Any = None
-        self._log_stream: tuple[str, str] | None = None
+
+    @property
+    def essential(self) -> ContainerRun:
+        """The container whose exit stops the task, and whose health is the task's."""
+        return next(c for c in self.containers if c.spec.essential)
+
+    @property
+    def exit_code(self) -> int | None:
+        return next((c.exit_code for c in self.containers if c.spec.essential), None)
 
     @property
     def ip_address(self) -> str:
@@ -130,58 +158,96 @@ class TaskRun(threading.Thread):
         self.watch()
 
     def launch(self) -> None:
-        definitions = self.definition.container_definitions
-        if len(definitions) != 1:
-            raise TaskFailed("TaskFailedToStart", "the local runtime runs tasks of one container")
-        image = definitions[0].get("image", "")
-        spec = {**definitions[0]}
-        if not (is_airflow(image) or is_rabbitmq(image)):
-            raise TaskFailed(
-                "TaskFailedToStart",
-                f"CannotPullContainerError: pull image manifest has been retried 5 time(s): {image} is not an image "
-                "the local runtime can run (apache/airflow, rabbitmq)",
-            )
-        for key in ("command", "environment"):  # RunTask overrides
-            override = next(
-                (o for o in self.task.overrides.get("containerOverrides", []) if o.get("name") == spec["name"]), {}
-            ).get(key)
-            if override is not None:
-                spec[key] = override
-        self.stop_timeout = int(spec.get("stopTimeout", 30))
+        definitions = [self.with_overrides(d) for d in self.definition.container_definitions]
+        self.check_runnable(definitions)
         resolver = SecretResolver(
             self.role_client("secretsmanager", getattr(self.definition, "execution_role_arn", None), "secrets")
         )
+        records = {record.name: record for record in self.task.containers}
+        self.containers = [ContainerRun(self.resolve(d, resolver), records[d["name"]]) for d in definitions]
+        self.stop_timeout = max(c.spec.stop_timeout for c in self.containers)
+        for c in self.containers:
+            self.open_log_stream(c)
+        self.ports = task_ports([c.spec for c in self.containers])
+        endpoints = self.endpoints()
+        self.directory.mkdir(parents=True, exist_ok=True)
+        self.processes = Processes(self.directory)
+        for c in self.containers:
+            self.start_container(c, endpoints)
+        ecs_state.set_status(self.task, "RUNNING")
+        self.running_since = time.time()
+        self.ready = self.became_ready = self.essential.spec.health_check is None
+        for c in self.containers:
+            if c.spec.health_check is not None:
+                name = f"health-{self.task.id[:8]}-{c.name}"
+                threading.Thread(target=self.health_loop, args=(c,), name=name, daemon=True).start()
+
+    def with_overrides(self, definition: dict[str, Any]) -> dict[str, Any]:
+        """A container definition with RunTask's containerOverrides for it (command, environment)."""
+        spec = {**definition}
+        override = next(
+            (o for o in self.task.overrides.get("containerOverrides", []) if o.get("name") == spec["name"]), {}
+        )
+        for key in ("command", "environment"):
+            if override.get(key) is not None:
+                spec[key] = override[key]
+        return spec
+
+    def check_runnable(self, definitions: list[dict[str, Any]]) -> None:
+        """One essential container (the one ECS stops the task for), and images this machine can run."""
+        essential = [d["name"] for d in definitions if d.get("essential", True)]
+        if len(essential) != 1:
+            raise TaskFailed(
+                "TaskFailedToStart",
+                f"the local runtime runs tasks of one essential container (non-essential sidecars beside it); "
+                f"{self.family} has {len(essential)}: {', '.join(essential) or 'none'}",
+            )
+        for definition in definitions:
+            image = definition.get("image", "")
+            if not (is_airflow(image) or is_rabbitmq(image)):
+                raise TaskFailed(
+                    "TaskFailedToStart",
+                    f"CannotPullContainerError: pull image manifest has been retried 5 time(s): {image} is not an "
+                    "image the local runtime can run (apache/airflow, rabbitmq)",
+                )
+
+    def resolve(self, definition: dict[str, Any], resolver: SecretResolver) -> Container:
+        """The container as ECS starts it, its secrets read with the execution role."""
         try:
-            spec_container = container(self.service_name, self.family, self.definition.revision, spec, resolver)
+            return container(self.service_name, self.family, self.definition.revision, definition, resolver)
         except Exception as exc:
             raise TaskFailed(
                 "TaskFailedToStart",
                 "ResourceInitializationError: unable to pull secrets or registry auth: execution resource "
                 f"retrieval failed: unable to retrieve secret from asm: {exc}",
             ) from exc
-        self.open_log_stream(spec_container)
-        self.ports = task_ports(spec_container)
-        endpoints = LocalEndpoints(
+
+    def endpoints(self) -> LocalEndpoints:
+        """Where the task listens and finds the stack; one for all its containers, which share the task's network."""
+        return LocalEndpoints(
             ports=self.ports,
             hosts=self.agent.hosts(self.account, self.region),
             aws_endpoint=self.agent.settings.endpoint_url,
             region=self.region,
             extra_rabbitmq={"ERL_EPMD_PORT": free_port(), "RABBITMQ_DIST_PORT": free_port()}
-            if is_rabbitmq(spec_container.image)
+            if any(is_rabbitmq(c.spec.image) for c in self.containers)
             else {},
         )
-        self.local = localize(spec_container, endpoints, self.platform(spec_container))
-        argv = self.argv(spec_container)
-        self.directory.mkdir(parents=True, exist_ok=True)
-        cwd = Path(self.local.env.get("AIRFLOW_HOME") or self.local.env["HOME"])
+
+    def start_container(self, c: ContainerRun, endpoints: LocalEndpoints) -> None:
+        """The container's process, started with its localized environment; ECS reports the container RUNNING."""
+        assert self.processes is not None
+        c.local = localize(c.spec, endpoints, self.platform(c.spec))
+        argv = self.argv(c.spec)
+        cwd = Path(c.local.env.get("AIRFLOW_HOME") or c.local.env["HOME"])
         try:
-            self.proc = Processes(self.directory).start(
-                spec_container.name,
+            c.proc = self.processes.start(
+                c.name,
                 argv,
-                self.local.env,
+                c.local.env,
                 cwd,
-                stop_timeout=self.stop_timeout,
-                signal_group=self.signals_group(spec_container),
+                stop_timeout=c.spec.stop_timeout,
+                signal_group=self.signals_group(c.spec),
             )
         except OSError as exc:
             raise TaskFailed(
@@ -189,14 +255,9 @@ class TaskRun(threading.Thread):
                 f"CannotStartContainerError: Error response from daemon: failed to create task for container: "
                 f'exec: "{argv[0]}": {exc.strerror}',
             ) from exc
-        self.environment_keys = sorted(read_environ(self.proc.pid))
-        for c in self.task.containers:
-            c.last_status = "RUNNING"
-        ecs_state.set_status(self.task, "RUNNING")
-        self.running_since = time.time()
-        self.ready = self.became_ready = spec_container.health_check is None
-        if spec_container.health_check is not None:
-            threading.Thread(target=self.health_loop, name=f"health-{self.task.id[:8]}", daemon=True).start()
+        if c.spec.essential:
+            self.environment_keys = sorted(read_environ(c.proc.pid))
+        c.record.last_status = "RUNNING"
 
     @property
     def service_name(self) -> str:
@@ -254,13 +315,15 @@ class TaskRun(threading.Thread):
 
     # -- logs ---------------------------------------------------------------------------------------
 
-    def open_log_stream(self, spec: Container) -> None:
-        """The awslogs driver: the stream <prefix>/<container>/<task id>, created with the execution role."""
-        group, prefix = spec.log_options.get("awslogs-group"), spec.log_options.get("awslogs-stream-prefix")
+    def open_log_stream(self, c: ContainerRun) -> None:
+        """The awslogs driver: the container's own stream <prefix>/<container>/<task id>, created with the
+        execution role."""
+        group, prefix = c.spec.log_options.get("awslogs-group"), c.spec.log_options.get("awslogs-stream-prefix")
         if not group:
             return
-        stream = f"{prefix}/{spec.name}/{self.task.id}" if prefix else self.task.id
-        self._logs = self.role_client("logs", getattr(self.definition, "execution_role_arn", None), "awslogs")
+        stream = f"{prefix}/{c.name}/{self.task.id}" if prefix else self.task.id
+        if self._logs is None:
+            self._logs = self.role_client("logs", getattr(self.definition, "execution_role_arn", None), "awslogs")
         try:
             self._logs.create_log_stream(logGroupName=group, logStreamName=stream)
         except Exception as exc:
@@ -269,14 +332,19 @@ class TaskRun(threading.Thread):
                 f"CannotStartContainerError: failed to initialize logging driver: failed to create "
                 f"Cloudwatch log stream: {exc}",
             ) from exc
-        self._log_stream = (group, stream)
+        c.log_stream = (group, stream)
 
     def ship_logs(self) -> None:
-        if self._log_stream is None or self.proc is None:
+        for c in self.containers:
+            self.ship_container_logs(c)
+
+    def ship_container_logs(self, c: ContainerRun) -> None:
+        """The new complete lines of the container's output, to its own stream."""
+        if c.log_stream is None or c.proc is None:
             return
         try:
-            with open(self.proc.log_path, "rb") as f:
-                f.seek(self._shipped)
+            with open(c.proc.log_path, "rb") as f:
+                f.seek(c.shipped)
                 data = f.read(1_000_000)
         except OSError:
             return
@@ -288,44 +356,62 @@ class TaskRun(threading.Thread):
         try:
             for start in range(0, len(events), 5000):
                 self._logs.put_log_events(
-                    logGroupName=self._log_stream[0],
-                    logStreamName=self._log_stream[1],
+                    logGroupName=c.log_stream[0],
+                    logStreamName=c.log_stream[1],
                     logEvents=events[start : start + 5000],
                 )
-            self._shipped += len(lines) + 1
         except Exception as exc:  # the awslogs driver keeps the container running and drops what it cannot send
-            log.warning("task %s: awslogs: %s", self.task.id, exc)
-            self._shipped += len(lines) + 1
+            log.warning("task %s: awslogs %s: %s", self.task.id, c.name, exc)
+        c.shipped += len(lines) + 1
 
     # -- running ------------------------------------------------------------------------------------
 
     def watch(self) -> None:
-        assert self.proc is not None
+        essential = self.essential.proc
+        assert essential is not None
         last_ship = time.monotonic()
-        while self.proc.alive() and not self.stop_requested:
+        while essential.alive() and not self.stop_requested:
             self._wake.wait(0.5)
             self._wake.clear()
+            self.record_exits()
             if time.monotonic() - last_ship > LOG_SHIP_SECONDS:
                 self.ship_logs()
                 last_ship = time.monotonic()
             if self.task.desired_status == "STOPPED":
                 self.request_stop(self.task.stopped_reason or "Task stopped by the user", "user")
-        if self.proc.alive():
-            ecs_state.set_status(self.task, "DEACTIVATING")
-            self.ready = False
-            self.proc.stop(self.stop_timeout)
-        code = self.proc.popen.wait()
-        self.exit_code = 128 - code if code < 0 else code
+        self.stop_containers()
         self.ship_logs()
         if self.stop_requested:
             self.finish(self.task.stop_code or "UserInitiated", self.task.stopped_reason or "Task stopped")
         else:
             self.finish("EssentialContainerExited", "Essential container in task exited")
 
-    def health_loop(self) -> None:
-        assert self.local is not None and self.proc is not None
-        check = self.local.container.health_check
-        assert check is not None and self.local.health_check is not None
+    def record_exits(self) -> None:
+        """A container whose process ended is STOPPED with its exit code (128 + signal when killed); a
+        non-essential one stops alone, as on ECS: the task and its other containers keep running."""
+        for c in self.containers:
+            if c.proc is not None and c.record.last_status == "RUNNING" and not c.proc.alive():
+                code = c.proc.popen.wait()
+                self.ship_container_logs(c)  # its last lines are in its stream once it is reported STOPPED
+                c.exit_code = 128 - code if code < 0 else code
+                c.record.last_status = "STOPPED"
+                c.record.exitCode = c.exit_code
+
+    def stop_containers(self) -> None:
+        """The essential container exited or the task is stopping: ECS stops every container still running,
+        all at once (no dependsOn order here), each with SIGTERM and SIGKILL after its own stopTimeout."""
+        running = [c.proc for c in self.containers if c.proc is not None and c.proc.alive()]
+        if running and self.processes is not None:
+            ecs_state.set_status(self.task, "DEACTIVATING")
+            self.ready = False
+            self.processes.stop_together(running)
+        self.record_exits()
+
+    def health_loop(self, c: ContainerRun) -> None:
+        """The container's health check as Docker runs it; the essential container's health is the task's."""
+        assert c.local is not None and c.proc is not None
+        check = c.spec.health_check
+        assert check is not None and c.local.health_check is not None
         started = time.monotonic()
         failures = 0
         health = "UNKNOWN"
@@ -333,9 +419,9 @@ class TaskRun(threading.Thread):
         # the first success (an Airflow CLI check costs seconds of CPU); the definition's interval after.
         if self._health_stop.wait(STARTUP_CHECK_SECONDS):
             return
-        while self.proc.alive() and not self.stop_requested:
+        while c.proc.alive() and not self.stop_requested:
             began = time.monotonic()
-            code = run_check(self.local.health_check, self.local.env, check.timeout)
+            code = run_check(c.local.health_check, c.local.env, check.timeout)
             cost = time.monotonic() - began
             if code == 0:
                 failures, health = 0, "HEALTHY"
@@ -343,34 +429,42 @@ class TaskRun(threading.Thread):
                 failures += 1
                 if failures >= check.retries:
                     health = "UNHEALTHY"
-            for c in self.task.containers:
-                c.health_status = health
-            self.task.health_status = health
-            self.ready = health == "HEALTHY"
-            self.became_ready = self.became_ready or self.ready
-            if health == "UNHEALTHY" and self.service_arn:
-                self.request_stop("Task failed container health checks", "health")
+            c.record.health_status = health
+            if c.spec.essential and self.task_health(health):
                 return
             pause = min(check.interval, max(STARTUP_CHECK_SECONDS, cost)) if health == "UNKNOWN" else check.interval
             if self._health_stop.wait(pause):
                 return
 
+    def task_health(self, health: str) -> bool:
+        """The task's health is its essential container's; an UNHEALTHY service task is stopped (True then).
+        A non-essential container's health shows on that container only."""
+        self.task.health_status = health
+        self.ready = health == "HEALTHY"
+        self.became_ready = self.became_ready or self.ready
+        if health == "UNHEALTHY" and self.service_arn:
+            self.request_stop("Task failed container health checks", "health")
+            return True
+        return False
+
     def finish(self, stop_code: str, reason: str) -> None:
         self.ready = False
-        for c in self.task.containers:
-            c.last_status = "STOPPED"
-            c.exitCode = self.exit_code
-            if self.exit_code is None:
-                c.reason = reason
+        started = [c.proc for c in self.containers if c.proc is not None]
+        for proc in started:  # running only when the launch failed after it; the group's leftovers in any case
+            with contextlib.suppress(Exception):
+                proc.stop(1)
+        self.record_exits()
+        for record in self.task.containers:
+            if record.last_status != "STOPPED":  # never started
+                record.last_status = "STOPPED"
+                record.reason = reason
         self.task.stop_code = self.task.stop_code if self.stop_requested and self.task.stop_code else stop_code
         self.task.stopped_reason = self.task.stopped_reason if self.stop_requested else reason
         ecs_state.set_status(self.task, "STOPPED")
         self.stopped = True
         self.stopped_time = time.time()
         self.agent.task_stopped(self)
-        if self.proc is not None:
-            with contextlib.suppress(Exception):
-                self.proc.stop(1)
+        if started:
             kill_leftovers(str(self.directory), grace=1)  # children that left the process group
 
 

@@ -157,6 +157,141 @@ def test_stop_signals_the_process_group_unless_dumb_init_is_told_not_to(runtime:
     assert "leader-got-TERM" in seen["setsid-0"] and "child-got-TERM" not in seen["setsid-0"], seen
 
 
+# An Airflow container sending StatsD datagrams for argv[1] seconds to localhost:$AIRFLOW__METRICS__STATSD_PORT,
+# and a StatsD sidecar printing what it receives there: after the first datagram ("once", exit 3) or "forever".
+STATSD_SENDER = (
+    "import os, socket, sys, time\n"
+    "port = int(os.environ['AIRFLOW__METRICS__STATSD_PORT'])\n"
+    "print('sending to', port, flush=True)\n"
+    "s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)\n"
+    "end = time.monotonic() + int(sys.argv[1])\n"
+    "while time.monotonic() < end:\n"
+    "    s.sendto(b'airflow.sidecar_test:1|c', ('localhost', port))\n"
+    "    time.sleep(0.2)\n"
+)
+STATSD_SIDECAR = (
+    "import os, socket, sys\n"
+    "port = int(os.environ['AIRFLOW__METRICS__STATSD_PORT'])\n"
+    "s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)\n"
+    "s.bind(('127.0.0.1', port))\n"
+    "print('listening on', port, flush=True)\n"
+    "while True:\n"
+    "    print('received', s.recv(512).decode(), flush=True)\n"
+    "    if sys.argv[1] == 'once':\n"
+    "        raise SystemExit(3)\n"
+)
+
+
+def test_a_sidecar_shares_the_task_network_and_stops_with_the_essential_container(runtime: dict) -> None:
+    """ECS's sidecar pattern: a non-essential StatsD container beside the essential Airflow one. Both run
+    on one port map (the task's network), each logs to its own stream, the sidecar exiting leaves the task
+    running, and stopping the task (StopTask, or the essential container exiting) stops both."""
+    emulator = runtime["emulator"]
+    ecs, logs = emulator.client("ecs"), emulator.client("logs")
+    statsd = [{"name": "AIRFLOW__METRICS__STATSD_PORT", "value": "8125"}]
+    awslogs = {
+        "logDriver": "awslogs",
+        "options": {"awslogs-group": LOG_GROUP, "awslogs-region": "us-east-1", "awslogs-stream-prefix": "sidecar"},
+    }
+    definition = ecs.register_task_definition(
+        family="with-sidecar",
+        networkMode="awsvpc",
+        requiresCompatibilities=["FARGATE"],
+        cpu="256",
+        memory="512",
+        executionRoleArn=runtime["roles"]["execution"],
+        taskRoleArn=runtime["roles"]["task"],
+        containerDefinitions=[
+            {
+                "name": "airflow",
+                "image": IMAGE,
+                "memory": 384,
+                "essential": True,
+                "command": ["python", "-c", STATSD_SENDER, "600"],
+                "environment": statsd,
+                "logConfiguration": awslogs,
+                "healthCheck": {"command": ["CMD-SHELL", "true"], "interval": 5, "retries": 2},
+            },
+            {
+                "name": "statsd",
+                "image": IMAGE,
+                "memory": 128,
+                "essential": False,
+                "command": ["python", "-c", STATSD_SIDECAR, "once"],
+                "environment": statsd,
+                "logConfiguration": awslogs,
+            },
+        ],
+    )["taskDefinition"]["taskDefinitionArn"]
+
+    def run(*overrides: dict) -> str:
+        return ecs.run_task(
+            cluster=CLUSTER,
+            taskDefinition=definition,
+            launchType="FARGATE",
+            networkConfiguration=runtime["network"],
+            overrides={"containerOverrides": list(overrides)},
+        )["tasks"][0]["taskArn"]
+
+    def described(arn: str, check, timeout: float = 60) -> tuple[dict, dict]:
+        """The task and its containers by name, once `check(task, containers)` holds (or the timeout passed)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            task = ecs.describe_tasks(cluster=CLUSTER, tasks=[arn])["tasks"][0]
+            found = {c["name"]: c for c in task["containers"]}
+            if check(task, found) or time.monotonic() > deadline:
+                return task, found
+            time.sleep(0.5)
+
+    def stream(arn: str, container: str) -> list[str]:
+        name = f"sidecar/{container}/{arn.rsplit('/', 1)[-1]}"
+        events = logs.get_log_events(logGroupName=LOG_GROUP, logStreamName=name, startFromHead=True)["events"]
+        return [e["message"] for e in events]
+
+    def stopped(arn: str) -> tuple[dict, dict]:
+        return described(arn, lambda task, _: task["lastStatus"] == "STOPPED")
+
+    # The sidecar hears the essential container on the same local port, then exits 3: the task runs on.
+    once = run()
+    task, found = described(
+        once, lambda t, c: c["statsd"]["lastStatus"] == "STOPPED" and t.get("healthStatus") == "HEALTHY"
+    )
+    assert task["lastStatus"] == "RUNNING", task
+    assert (found["statsd"]["lastStatus"], found["statsd"].get("exitCode")) == ("STOPPED", 3), found
+    assert (found["airflow"]["lastStatus"], found["airflow"].get("exitCode")) == ("RUNNING", None), found
+    assert found["airflow"]["healthStatus"] == task["healthStatus"] == "HEALTHY", found
+    assert found["statsd"].get("healthStatus") is None, found  # it has no health check of its own
+    heard = stream(once, "statsd")
+    assert heard[1:] == ["received airflow.sidecar_test:1|c"], heard
+    port = heard[0].removeprefix("listening on ")
+    assert port != "8125", heard  # a free local port, the one the sender was given too
+
+    ecs.stop_task(cluster=CLUSTER, task=once, reason="sidecar test over")
+    task, found = stopped(once)
+    assert (task["stopCode"], task["stoppedReason"]) == ("UserInitiated", "sidecar test over"), task
+    assert {name: (c["lastStatus"], c.get("exitCode")) for name, c in found.items()} == {
+        "airflow": ("STOPPED", 143),  # SIGTERM
+        "statsd": ("STOPPED", 3),  # its own exit, kept
+    }, found
+    assert stream(once, "airflow") == [f"sending to {port}"]
+
+    # Both running: StopTask stops both; the essential container exiting stops the sidecar.
+    forever = {"name": "statsd", "command": ["python", "-c", STATSD_SIDECAR, "forever"]}
+    by_user = run(forever)
+    by_exit = run(forever, {"name": "airflow", "command": ["python", "-c", STATSD_SENDER, "5"]})
+    described(by_user, lambda t, _: t["lastStatus"] == "RUNNING" and len(stream(by_user, "statsd")) > 1)
+    ecs.stop_task(cluster=CLUSTER, task=by_user, reason="sidecar test over")
+    ended = {arn: stopped(arn) for arn in (by_user, by_exit)}
+    assert {
+        arn: (task["stoppedReason"], {name: (c["lastStatus"], c.get("exitCode")) for name, c in found.items()})
+        for arn, (task, found) in ended.items()
+    } == {
+        by_user: ("sidecar test over", {"airflow": ("STOPPED", 143), "statsd": ("STOPPED", 143)}),
+        by_exit: ("Essential container in task exited", {"airflow": ("STOPPED", 0), "statsd": ("STOPPED", 143)}),
+    }, ended
+    assert "received airflow.sidecar_test:1|c" in stream(by_exit, "statsd")
+
+
 def run_migration(runtime: dict, family: str, **params: object) -> dict:
     """library/ecs_run_task as the deploy's migrate step calls it."""
     network = runtime["network"]["awsvpcConfiguration"]
