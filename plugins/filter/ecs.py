@@ -14,7 +14,7 @@ DIGEST_LABEL = "airflow-ecs.definition-digest"
 DOCUMENTATION = """
 name: ecs
 short_description: ECS helpers for airflow-ecs
-description: ecs_service_specs, ecs_container_definition and ecs_scaled_count; see each docstring.
+description: ecs_service_specs, ecs_container_definition, ecs_task_containers and ecs_scaled_count; see each docstring.
 """
 
 
@@ -35,8 +35,10 @@ def _health_check(check: dict | None) -> dict | None:
     }
 
 
-def ecs_container_definition(spec: dict, stack_name: str, region: str) -> dict[str, Any]:
-    """The single container of a service's task definition, in the ECS API's camelCase form.
+def ecs_container_definition(
+    spec: dict, stack_name: str, region: str, *, stream_prefix: str | None = None, essential: bool = True
+) -> dict[str, Any]:
+    """The (essential) container of a service's task definition, in the ECS API's camelCase form.
 
     Environment and secrets are sorted by name so the same spec always yields the same definition
     (ECS compares task definitions field by field; a reordering would register a new revision), and
@@ -46,7 +48,7 @@ def ecs_container_definition(spec: dict, stack_name: str, region: str) -> dict[s
     definition: dict[str, Any] = {
         "name": spec["name"],
         "image": spec["image"],
-        "essential": True,
+        "essential": essential,
         "cpu": int(spec["cpu"]),
         "memory": int(spec["memory"]),
         "environment": [{"name": k, "value": str(v)} for k, v in sorted(spec.get("environment", {}).items())],
@@ -59,7 +61,7 @@ def ecs_container_definition(spec: dict, stack_name: str, region: str) -> dict[s
             "options": {
                 "awslogs-group": f"/ecs/{stack_name}/{spec.get('log_component') or spec['name']}",
                 "awslogs-region": region,
-                "awslogs-stream-prefix": spec["name"],
+                "awslogs-stream-prefix": stream_prefix or spec["name"],
             },
         },
     }
@@ -73,6 +75,46 @@ def ecs_container_definition(spec: dict, stack_name: str, region: str) -> dict[s
     digest = hashlib.sha256(json.dumps(definition, sort_keys=True).encode()).hexdigest()[:16]
     definition["dockerLabels"] = {DIGEST_LABEL: digest}
     return definition
+
+
+def ecs_task_containers(spec: dict, stack_name: str, region: str) -> list[dict[str, Any]]:
+    """Every container of a service's task: the essential one, then its `sidecars` (non-essential).
+
+    A sidecar runs the service's image with its own command, environment and secrets, and logs to the
+    service's log group under its own name. Fargate refuses container memory (or CPU) adding up to
+    more than the task's, so the essential container gets the task's size minus the sidecars'.
+    """
+    sidecars = spec.get("sidecars") or []
+    main = {
+        **spec,
+        "cpu": int(spec["cpu"]) - sum(int(s.get("cpu", 0)) for s in sidecars),
+        "memory": int(spec["memory"]) - sum(int(s["memory"]) for s in sidecars),
+    }
+    if main["cpu"] < 0 or main["memory"] < 128:
+        raise ValueError(
+            f"{spec['name']}: the sidecars leave the main container {main['cpu']} CPU / {main['memory']} MiB"
+        )
+    containers = [ecs_container_definition(main, stack_name, region)]
+    for sidecar in sidecars:
+        definition = ecs_container_definition(
+            {
+                "name": sidecar["name"],
+                "image": spec["image"],
+                "cpu": sidecar.get("cpu", 0),
+                "memory": sidecar["memory"],
+                "command": sidecar.get("command", []),
+                "environment": sidecar.get("environment", {}),
+                "secrets": sidecar.get("secrets", {}),
+                "stop_timeout": sidecar.get("stop_timeout", 10),
+                "log_component": spec.get("log_component") or spec["name"],
+            },
+            stack_name,
+            region,
+            stream_prefix=spec["name"],
+            essential=False,
+        )
+        containers.append(definition)
+    return containers
 
 
 def ecs_scaled_count(current: int | str | None, spec: dict) -> int:
@@ -97,4 +139,5 @@ class FilterModule:
             "ecs_service_specs": ecs_service_specs,
             "ecs_container_definition": ecs_container_definition,
             "ecs_scaled_count": ecs_scaled_count,
+            "ecs_task_containers": ecs_task_containers,
         }

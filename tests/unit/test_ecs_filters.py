@@ -47,3 +47,33 @@ def test_the_same_spec_gives_the_same_definition_whatever_the_order_of_its_varia
 )
 def test_any_change_gives_a_new_digest_label(change):
     assert digest({**SPEC, **change}) != digest(SPEC)
+
+
+SIDECAR = {"name": "metrics", "memory": 128, "command": ["python", "-c", "relay"], "environment": {"M": "1"}}
+
+
+def test_a_sidecar_shares_the_task_and_the_essential_container_gets_what_is_left():
+    main, sidecar = ecs.ecs_task_containers({**SPEC, "sidecars": [SIDECAR]}, "airflow", "us-east-1")
+    assert (main["name"], main["essential"], main["cpu"], main["memory"]) == ("worker", True, 1024, 1920)
+    assert main["portMappings"] and main["command"] == ["celery", "worker"]
+    assert (sidecar["name"], sidecar["essential"], sidecar["cpu"], sidecar["memory"]) == ("metrics", False, 0, 128)
+    assert sidecar["image"] == SPEC["image"] and sidecar["command"] == ["python", "-c", "relay"]
+    assert sidecar["environment"] == [{"name": "M", "value": "1"}] and sidecar["secrets"] == []
+    assert "portMappings" not in sidecar or sidecar["portMappings"] == []
+    assert sidecar["stopTimeout"] == 10
+    # Its log stream is <service>/metrics/<task id>, in the service's group.
+    assert sidecar["logConfiguration"]["options"]["awslogs-stream-prefix"] == "worker"
+    assert sidecar["logConfiguration"]["options"]["awslogs-group"] == "/ecs/airflow/worker"
+
+
+def test_without_sidecars_the_task_is_its_one_container():
+    assert ecs.ecs_task_containers(SPEC, "airflow", "us-east-1") == [
+        ecs.ecs_container_definition(SPEC, "airflow", "us-east-1")
+    ]
+
+
+def test_sidecars_that_leave_the_main_container_too_little_memory_are_refused():
+    with pytest.raises(ValueError, match="leave the main container"):
+        ecs.ecs_task_containers(
+            {**SPEC, "memory": 512, "sidecars": [{**SIDECAR, "memory": 400}]}, "airflow", "us-east-1"
+        )
