@@ -21,6 +21,7 @@ import time
 import traceback
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from secrets import token_urlsafe
 from typing import Any
@@ -94,6 +95,8 @@ class Result:
     parquet_rows: int | None = None
     chart_png: bytes = b""
     cloudwatch: dict[str, int] = field(default_factory=dict)  # task log stream -> events
+    # What the metrics sidecars put into CloudWatch: "name" or "name{dim=value}" -> sum, max and samples
+    airflow_metrics: dict[str, dict[str, float]] = field(default_factory=dict)
     screenshot: Path | None = None
     page_text: str = ""
     worker_tasks_succeeded: int = 0
@@ -503,6 +506,30 @@ class E2ERun:
             events = logs.get_log_events(logGroupName=group, logStreamName=stream["logStreamName"], startFromHead=True)
             self.result.cloudwatch[stream["logStreamName"]] = len(events.get("events", []))
 
+    def read_airflow_metrics(self) -> None:
+        """Every metric of the stack's namespace and its statistics since the deploy (one-minute datapoints)."""
+        cloudwatch = self.client("cloudwatch")
+        namespace = f"airflow-ecs/{CLUSTER}"
+        end = datetime.now(UTC) + timedelta(minutes=1)
+        start = end - timedelta(hours=2)
+        for metric in cloudwatch.list_metrics(Namespace=namespace)["Metrics"]:
+            points = cloudwatch.get_metric_statistics(
+                Namespace=namespace,
+                MetricName=metric["MetricName"],
+                Dimensions=metric["Dimensions"],
+                StartTime=start,
+                EndTime=end,
+                Period=60,
+                Statistics=["Sum", "Maximum", "SampleCount"],
+            )["Datapoints"]
+            dimensions = ",".join(f"{d['Name']}={d['Value']}" for d in metric["Dimensions"])
+            key = metric["MetricName"] + (f"{{{dimensions}}}" if dimensions else "")
+            self.result.airflow_metrics[key] = {
+                "sum": sum(p["Sum"] for p in points),
+                "max": max((p["Maximum"] for p in points), default=0.0),
+                "samples": sum(p["SampleCount"] for p in points),
+            }
+
     def screenshot(self) -> None:
         executable = browser.find_chromium()
         if not executable:
@@ -622,6 +649,7 @@ class E2ERun:
             self.step("task logs", self.read_task_logs)
             self.step("s3 outputs", self.read_outputs)
             self.step("cloudwatch", self.read_cloudwatch)
+            self.step("airflow metrics", self.read_airflow_metrics)
             self.step("container logs", self.read_container_logs)
             self.step("ui screenshot", self.screenshot)
             self.step("iam", self.read_denials)

@@ -32,7 +32,11 @@ GROUP = "airflow_ecs"  # the play's group (hosts: airflow_ecs); its parent is `a
 HOST = "localhost"
 # Service lists, in the order the stack deploys them; each spec is merged over ecs_service_defaults.
 SERVICE_LISTS = ("__messaging_services", "__airflow_nodes_services")
+# The ecs_service_common each list is deployed with (roles/*/tasks): between the defaults and each entry.
+SERVICE_COMMONS = {"__airflow_nodes_services": "__airflow_nodes_common"}
 SECRET_LISTS = ("__secrets_definitions", "__airflow_connection_secrets")
+# What the scheduler's metrics sidecar samples besides Airflow's own metrics.
+STACK_METRICS = ("BrokerQueueDepth", "RunningWorkers", "WorkerShortfall")
 SIMPLE_REFERENCE = re.compile(r"^\{\{\s*([A-Za-z_]\w*)\s*\}\}$")
 TRUE_STRINGS = {"1", "yes", "on", "true", "y", "t"}
 FALSE_STRINGS = {"0", "no", "off", "false", "n", "f", ""}
@@ -201,6 +205,7 @@ class Service:
     capacity_provider: str
     discovered: bool
     max_count: int | None = None
+    metrics_sidecar: bool = False  # an Airflow node whose tasks relay Airflow's metrics (one PutMetricData a minute)
 
 
 @dataclass
@@ -227,6 +232,17 @@ class Estimate:
 
     def add(self, item: str, detail: str, monthly: float, in_total: bool = True) -> None:
         self.lines.append(LineItem(item, detail, round(monthly, 2), in_total))
+
+
+def airflow_metric_names(variables: dict[str, Any]) -> int:
+    """How many metric names airflow_metrics_allow_list lets through: each (a|b|c) group multiplies by its choices."""
+    total = 0
+    for pattern in variables.get("airflow_metrics_allow_list") or []:
+        names = 1
+        for group in re.findall(r"\(([^()]*)\)", str(pattern)):
+            names *= len(group.split("|"))
+        total += names
+    return total
 
 
 def worker_autoscaled(variables: dict[str, Any]) -> bool:
@@ -265,7 +281,7 @@ def services(variables: dict[str, Any]) -> list[Service]:
     result = []
     for list_name in SERVICE_LISTS:
         for spec in variables.get(list_name) or []:
-            merged = {**defaults, **spec}
+            merged = {**defaults, **(variables.get(SERVICE_COMMONS.get(list_name, "")) or {}), **spec}
             name = merged["name"]
             key = f"{list_name}[{name}]"
             if not as_bool(variables, f"{key}.create_service", merged.get("create_service", True)):
@@ -284,6 +300,7 @@ def services(variables: dict[str, Any]) -> list[Service]:
                     ),
                     discovered=bool(merged.get("discovery_name")),
                     max_count=as_int(variables, max_name) if max_name in variables else None,
+                    metrics_sidecar=list_name == "__airflow_nodes_services" and bool(merged.get("sidecars")),
                 )
             )
     if not result:
@@ -322,6 +339,34 @@ def add_amazon_mq(est: Estimate, variables: dict[str, Any], prices: dict[str, An
         nodes * price(prices, "hours_per_month") * price(prices, "amazon_mq_rabbitmq", "instance_hour", instance_type)
         + storage_gb * price(prices, "amazon_mq_rabbitmq", "storage_gb_month"),
     )
+
+
+def add_cloudwatch(
+    est: Estimate, variables: dict[str, Any], prices: dict[str, Any], node_services: list[Service], hours: float
+) -> None:
+    """The relayed Airflow metrics and the scheduler's stack samples, their PutMetricData calls (one a
+    minute per task with a metrics sidecar, plus the worker-demand publisher), the monitoring role's
+    alarms and dashboard (an account's first three dashboards are free: counted anyway)."""
+    metrics = airflow_metric_names(variables) + len(STACK_METRICS)
+    alarms = len(variables.get("__monitoring_alarms") or [])  # roles/monitoring/vars/main.yml
+    publishers = sum(svc.count for svc in node_services if svc.metrics_sidecar)
+    if worker_autoscaled(variables):
+        metrics += 2  # DesiredWorkers and ActiveTasks
+        alarms += 1
+        publishers += 1
+    calls = hours * 60 * publishers / 1000
+    est.add(
+        "CloudWatch metrics and alarms",
+        f"{metrics} metrics, {alarms} alarms, 1 dashboard, {calls * 1000:,.0f} PutMetricData",
+        metrics * price(prices, "cloudwatch", "metric_month")
+        + alarms * price(prices, "cloudwatch", "alarm_month")
+        + price(prices, "cloudwatch", "dashboard_month")
+        + calls * price(prices, "cloudwatch", "requests_per_1k"),
+    )
+    if variables.get("airflow_metrics_dimensions"):
+        est.notes.append(
+            "airflow_metrics_dimensions is set: each distinct tag value is one more metric (not estimated)"
+        )
 
 
 def estimate(variables: dict[str, Any], prices: dict[str, Any]) -> Estimate:
@@ -430,16 +475,7 @@ def estimate(variables: dict[str, Any], prices: dict[str, Any]) -> Estimate:
         + refreshes / 1000 * (price(prices, "s3", "list_per_1k") + price(prices, "s3", "get_per_1k")),
     )
 
-    # Worker autoscaling: the publisher's two custom metrics, their PutMetricData calls and the alarm.
-    if worker_autoscaled(variables):
-        calls = hours * 60 / 1000  # one PutMetricData a minute
-        est.add(
-            "CloudWatch metrics",
-            f"2 metrics, 1 alarm, {calls * 1000:,.0f} PutMetricData",
-            2 * price(prices, "cloudwatch", "metric_month")
-            + price(prices, "cloudwatch", "alarm_month")
-            + calls * price(prices, "cloudwatch", "requests_per_1k"),
-        )
+    add_cloudwatch(est, variables, prices, node_services, hours)
 
     if as_bool(variables, "ecs_cluster_container_insights"):
         est.notes.append("Container Insights is on: its custom metrics are billed on top (not estimated)")

@@ -65,6 +65,8 @@ PROBES: dict[str, Callable[[Any], Any]] = {
     "elbv2": lambda c: c.describe_load_balancers(PageSize=1),
     "application-autoscaling": lambda c: c.describe_scalable_targets(ServiceNamespace="ecs", MaxResults=1),
     "mq": lambda c: c.list_brokers(MaxResults=1),
+    "cloudwatch": lambda c: c.list_dashboards(),
+    "sns": lambda c: c.list_topics(),
 }
 
 

@@ -298,7 +298,7 @@ TYPES = {
 RULE_KEYS = {
     "type", "kind", "min", "max", "choices", "pattern", "text", "min_length", "max_length", "elements",
     "unique", "ge", "le_plus", "ge_times", "nullable", "cpu", "count", "within", "apart_from", "distinct_from",
-    "region", "reserved", "prefix",
+    "region", "reserved", "prefix", "multiple_of",
 }  # fmt: skip
 
 
@@ -332,6 +332,8 @@ def check(value: Any, rule: dict, lookup: Lookup) -> str | None:
             return f"must be at least {rule['min']}"
         if "max" in rule and value > rule["max"]:
             return f"must be at most {rule['max']}"
+        if "multiple_of" in rule and value % rule["multiple_of"]:
+            return f"must be a multiple of {rule['multiple_of']}"
     if "ge" in rule:
         other = lookup(rule["ge"])
         if isinstance(other, int) and value < other:

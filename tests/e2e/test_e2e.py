@@ -124,6 +124,22 @@ def test_container_output_reaches_cloudwatch_through_the_execution_role(e2e: Res
             assert streams and all(e2e.container_logs[s] > 0 for s in streams), (name, sorted(e2e.container_logs))
 
 
+def test_airflow_metrics_reach_cloudwatch_through_each_nodes_metrics_sidecar(e2e: Result) -> None:
+    reached(e2e, "airflow metrics")
+    metrics = e2e.airflow_metrics
+    # Heartbeats of the scheduler, the triggerer and the dag-processor: three tasks' sidecars.
+    for heartbeat in ("scheduler_heartbeat", "triggerer_heartbeat", "dag_processor_heartbeat"):
+        assert metrics.get(heartbeat, {}).get("sum", 0) > 0, (heartbeat, sorted(metrics))
+    # Sent by the task runner in the worker's processes: at least the books_etl run's task instances.
+    assert metrics["ti_successes"]["sum"] >= len(e2e.task_instances), metrics["ti_successes"]
+    assert "pool.queued_slots" in metrics and "executor.open_slots" in metrics
+    # The scheduler's sidecar samples the broker and (with the task role, under enforced IAM) ECS.
+    assert metrics["RunningWorkers"]["max"] >= 1 and "WorkerShortfall" in metrics
+    assert "BrokerQueueDepth{Queue=default}" in metrics
+    # Tags never become dimensions by default: no metric per DAG, task or pool (each would be billed).
+    assert [name for name in metrics if "{" in name] == ["BrokerQueueDepth{Queue=default}"]
+
+
 def test_no_task_role_or_execution_role_was_denied_anything(e2e: Result) -> None:
     reached(e2e, "iam")
     assert e2e.denials == []

@@ -34,6 +34,8 @@ def describe_stack(emulator: Emulator, stack: str) -> dict[str, Any]:
     families = {arn.rsplit("/", 1)[1].rsplit(":", 1)[0] for arn in active}
     families = [f for f in families if f.startswith(f"{stack}-")]
     elb = emulator.client("elbv2")
+    cloudwatch = emulator.client("cloudwatch")
+    topics = [t["TopicArn"].rsplit(":", 1)[1] for t in emulator.client("sns").list_topics()["Topics"]]
 
     return {
         "vpcs": sorted(_tags(v).get("Name", "") for v in vpcs),
@@ -91,6 +93,15 @@ def describe_stack(emulator: Emulator, stack: str) -> dict[str, Any]:
             for lb in elb.describe_load_balancers()["LoadBalancers"]
             if lb["LoadBalancerName"].startswith(f"{stack}-")
         ),
+        "alarms": sorted(
+            a["AlarmName"] for a in cloudwatch.describe_alarms(AlarmNamePrefix=f"{stack}-")["MetricAlarms"]
+        ),
+        "dashboards": sorted(
+            d["DashboardName"]
+            for d in cloudwatch.list_dashboards(DashboardNamePrefix=stack)["DashboardEntries"]
+            if d["DashboardName"].startswith(f"{stack}-")
+        ),
+        "sns_topics": sorted(t for t in topics if t.startswith(f"{stack}-")),
         "target_groups": sorted(
             t["TargetGroupName"]
             for t in elb.describe_target_groups()["TargetGroups"]

@@ -152,6 +152,12 @@ BAD_INPUTS = {
     ),
     "retain-a-string": ({"airflow_retain_data_bucket": "true"}, "airflow_retain_data_bucket", "must be a boolean"),
     "rollout-timeout-too-short": ({"ecs_service_rollout_timeout": 5}, "ecs_service_rollout_timeout", "at least 60"),
+    "alarm-email-invalid": ({"monitoring_alarm_emails": ["oncall"]}, "monitoring_alarm_emails", "an e-mail address"),
+    "alarm-minutes-not-periods": (
+        {"monitoring_queued_tasks_minutes": 12},
+        "monitoring_queued_tasks_minutes",
+        "a multiple of 5",
+    ),
     "broker-timeout": ({"messaging_consumer_timeout_ms": 1000}, "messaging_consumer_timeout_ms", "at least 1800000"),
     "broker-backend-unknown": ({"broker_backend": "sqs"}, "broker_backend", "one of"),
     "amazonmq-micro-cluster": (

@@ -149,14 +149,21 @@ def enforced(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Enforced]:
         "network_alb_allowed_cidrs": ["203.0.113.0/24"],
         "airflow_nodes_worker_min_count": 0,
         "airflow_nodes_worker_max_count": 4,
+        "monitoring_alarm_emails": ["oncall@example.com"],
     }
     steps = [
         ("deploy", "site.yml", {}, []),
         ("rerun", "site.yml", {}, []),
         ("check", "site.yml", {}, ["--check", "--diff"]),
         ("features", "site.yml", {**features, "secrets_rotate": ["api_secret_key"]}, []),
-        ("amazonmq", "site.yml", {**features, "broker_backend": "amazonmq"}, []),
-        ("amazonmq_check", "site.yml", {**features, "broker_backend": "amazonmq"}, ["--check"]),
+        # ... and the e-mail subscription removed again (Unsubscribe)
+        ("amazonmq", "site.yml", {**features, "broker_backend": "amazonmq", "monitoring_alarm_emails": []}, []),
+        (
+            "amazonmq_check",
+            "site.yml",
+            {**features, "broker_backend": "amazonmq", "monitoring_alarm_emails": []},
+            ["--check"],
+        ),
         ("teardown", "teardown.yml", {}, []),
     ]
     for name, playbook, extra_vars, args in steps:

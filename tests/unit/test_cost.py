@@ -52,7 +52,7 @@ PRICES: dict[str, Any] = {
     "cloudwatch_logs": {"ingestion_gb": 0.5, "storage_gb_month": 0.03, "assumed_ingestion_gb_per_month": 6},
     "s3": {"storage_gb_month": 0.02, "get_per_1k": 0.001, "list_per_1k": 0.004, "assumed_storage_gb": 10},
     "mwaa": {"small_environment_hour": 0.5},
-    "cloudwatch": {"metric_month": 0.3, "alarm_month": 0.1, "requests_per_1k": 0.01},
+    "cloudwatch": {"metric_month": 0.3, "alarm_month": 0.1, "dashboard_month": 2.0, "requests_per_1k": 0.01},
     "amazon_mq_rabbitmq": {
         "instance_hour": {"mq.m7g.medium": 0.1, "mq.m7g.large": 0.3},
         "cluster_nodes": 3,
@@ -78,6 +78,10 @@ def small_config(**overrides: Any) -> dict[str, Any]:
             },
             {"name": "migrate", "create_service": False},
         ],
+        # Every node gets a metrics sidecar (roles/airflow_nodes): one PutMetricData a minute per task.
+        "__airflow_nodes_common": {"sidecars": [{"name": "metrics", "memory": 128}]},
+        "airflow_metrics_allow_list": ["^a\\b", "^(b|c)_x\\b"],  # 3 metric names
+        "__monitoring_alarms": [{"name": "one"}, {"name": "two"}],
         "broker_cpu": 1024,
         "worker_count": 2,
         "worker_provider": "FARGATE",
@@ -115,26 +119,29 @@ def test_arithmetic_of_a_small_config() -> None:
         "Secrets Manager": 1.30,  # 3 x 0.4 + 20000 / 10000 x 0.05
         "CloudWatch Logs": 3.09,  # 6 GB x 0.5 + (6 x 15 / 30) GB x 0.03
         "S3": 0.23,  # 10 GB x 0.02 + 6000 refreshes / 1000 x (0.004 + 0.001)
+        # (3 Airflow + 3 stack metrics) x 0.3 + 2 alarms x 0.1 + a dashboard + 2 workers x 6000 calls / 1000 x 0.01
+        "CloudWatch metrics and alarms": 4.12,
     }
-    assert result.total == 45.22
+    assert result.total == 49.34
     assert result.mwaa_small == 50.00
     assert result.notes == [note for note in result.notes if note.startswith("not included")]
 
 
 def test_worker_autoscaling_adds_the_publisher_and_its_metrics_and_shows_the_maximum() -> None:
     enabled = "{{ __airflow_nodes_worker_autoscaled }}"
-    publisher = {"name": "worker-demand", "enabled": enabled, "cpu": 256, "memory": 512}
+    publisher = {"name": "worker-demand", "enabled": enabled, "cpu": 256, "memory": 512, "sidecars": []}
     config = small_config()
     config["__airflow_nodes_services"] = [*config["__airflow_nodes_services"], publisher]
     fixed = cost.estimate({**config, "airflow_nodes_worker_min_count": 2, "airflow_nodes_worker_max_count": 2}, PRICES)
-    assert "Fargate worker-demand" not in lines(fixed) and "CloudWatch metrics" not in lines(fixed)
-    assert fixed.total == 45.22
+    assert "Fargate worker-demand" not in lines(fixed)
+    assert fixed.total == 49.34
 
     scaled = cost.estimate({**config, "airflow_nodes_worker_min_count": 0, "airflow_nodes_worker_max_count": 4}, PRICES)
     assert lines(scaled)["Fargate worker-demand"] == 1.20  # (0.25 x 0.04 + 0.5 x 0.004) x 100 h
-    assert lines(scaled)["CloudWatch metrics"] == 0.76  # 2 x 0.3 + 0.1 + 6000 calls / 1000 x 0.01
+    # + DesiredWorkers and ActiveTasks, their alarm and the publisher's 6000 calls: 0.6 + 0.1 + 0.06
+    assert lines(scaled)["CloudWatch metrics and alarms"] == round(4.12 + 0.76, 2)
     assert lines(scaled)["Fargate worker at max"] == 38.40  # 4 x (2 x 0.04 + 4 x 0.004) x 100 h, not totalled
-    assert scaled.total == round(45.22 + 1.20 + 0.76, 2)
+    assert scaled.total == round(49.34 + 1.20 + 0.76, 2)
 
 
 def amazonmq_config(mode: str, instance_type: str) -> dict[str, Any]:
@@ -187,14 +194,14 @@ def test_one_nat_gateway_per_az_and_one_public_address_each() -> None:
 def test_a_maximum_count_is_shown_but_not_totalled() -> None:
     result = cost.estimate(small_config(airflow_nodes_worker_max_count=5), PRICES)
     assert lines(result)["Fargate worker at max"] == 48.00  # 5 x 9.60
-    assert result.total == 45.22
+    assert result.total == 49.34
     assert result.at_max_extra == pytest.approx(28.80)  # 48.00 - 19.20
 
 
 def test_flags_and_numbers_given_as_strings_work_like_ansible_extra_vars() -> None:
     result = cost.estimate(small_config(database_multi_az="true", network_az_count="2", worker_count="2"), PRICES)
     assert lines(result)["RDS instance"] == 4.00
-    assert result.total == 49.22
+    assert result.total == 53.34
 
 
 @pytest.mark.parametrize(

@@ -55,6 +55,7 @@ def rules(monkeypatch):
             "in aws_region us-east-1",
         ),
         (5, {"type": "int", "ge_times": ["network_az_count", 3]}, "at least 3 x network_az_count (6)"),
+        (12, {"type": "int", "min": 5, "multiple_of": 5}, "must be a multiple of 5"),
     ],
 )
 def test_a_bad_value_is_named_with_what_is_allowed(rules, value, rule, problem):
@@ -66,6 +67,7 @@ def test_a_bad_value_is_named_with_what_is_allowed(rules, value, rule, problem):
     ("value", "rule"),
     [
         (2, {"type": "int", "min": 2, "max": 6}),
+        (15, {"type": "int", "min": 5, "multiple_of": 5}),
         ("10.40.0.0/16", {"type": "str", "kind": "ipv4_network", "prefix": [16, 24]}),
         ("0.0.0.0/0", {"type": "str", "kind": "ipv4_source"}),
         (4096, {"type": "int", "kind": "fargate_memory", "cpu": "cpu"}),
