@@ -51,9 +51,12 @@ def test_ecs_reports_every_service_running_and_healthy(e2e: Result) -> None:
         for task in e2e.tasks[name]:
             assert task["lastStatus"] == "RUNNING" and task["healthStatus"] == "HEALTHY", (name, task)
             assert task["startedBy"] == deployment["id"], name
-            (container,) = task["containers"]
-            assert container["lastStatus"] == "RUNNING" and container["healthStatus"] == "HEALTHY", name
-            assert "exitCode" not in container, name
+            containers = {c["name"]: c for c in task["containers"]}
+            # The node's own container, and beside every Airflow node's (not Flower's) its metrics sidecar.
+            assert set(containers) == ({name} if name in ("flower", "rabbitmq") else {name, "metrics"}), name
+            main = containers[name]
+            assert main["lastStatus"] == "RUNNING" and main["healthStatus"] == "HEALTHY", name
+            assert all(c["lastStatus"] == "RUNNING" and "exitCode" not in c for c in containers.values()), name
 
 
 def test_a_second_deploy_changes_nothing_and_restarts_nothing(e2e: Result) -> None:
