@@ -6,9 +6,12 @@ Usage: .venv/bin/python scripts/bench.py [--inventory inventories/emulator] [--k
 Starts its own moto server (tests/emulator.py) on a free port, runs site.yml twice and teardown.yml
 once against it, and prints one measured figure per line: wall seconds, AWS API calls (request lines
 of the moto access log between phases), tasks, module runs, the re-run's changed count, per-role
-wall time (ansible.posix.profile_roles) and the most expensive tasks and modules. Every printed
-figure comes from this run; nothing is estimated. Exit code 1 when a phase fails or the re-run
-changes something.
+wall time (ansible.posix.profile_roles) and the most expensive tasks and modules. Then (unless
+--no-weather) the same three phases twice more through the AWS-weather proxy (embedded_aws/weather.py):
+with 80 ms per call, as a real endpoint answers, and with 80 ms and 10 % of calls throttled or 5xx;
+a table gives wall time and calls of each phase in each weather, the calls per operation of the
+no-op re-run and the retries the bad weather cost. Every printed figure comes from this run; nothing
+is estimated. Exit code 1 when a phase fails or a re-run changes something.
 """
 
 from __future__ import annotations
@@ -33,8 +36,13 @@ sys.path.insert(0, str(ROOT / "tests"))
 from ansible_runner import BIN, base_env  # noqa: E402
 from emulator import Emulator, start_emulator  # noqa: E402
 
+from embedded_aws.weather import Weather, WeatherProxy  # noqa: E402
+
 GOAL_DEPLOY_SECONDS = 60.0
 GOAL_RERUN_PERCENT = 35.0
+GOAL_RERUN_CALLS = 90
+LATENCY_MS = 80.0
+FAULT_RATE = 0.10
 TOP_N = 12
 
 REQUEST = re.compile(r'"(?:GET|POST|PUT|DELETE|HEAD|PATCH|OPTIONS) (?!/moto-api)\S* HTTP/[\d.]+" \d{3}')
@@ -61,6 +69,7 @@ class Phase:
     task_headers: int = 0
     role_seconds: list[tuple[str, float]] = field(default_factory=list)
     tasks: list[dict] = field(default_factory=list)
+    weather: dict = field(default_factory=dict)  # the proxy's calls and faults by operation, when it ran through it
 
     @property
     def executed_tasks(self) -> int:
@@ -116,12 +125,16 @@ class Bench:
     project: Path = ROOT
 
 
-def run_phase(phase: Phase, bench: Bench) -> Phase:
+def run_phase(phase: Phase, bench: Bench, proxy: WeatherProxy | None = None) -> Phase:
+    """One playbook run; through `proxy` (its counts reset first) when given, else straight to the emulator."""
     log, workdir = bench.log, bench.workdir
     profile = workdir / f"{phase.name}.json"
+    if proxy is not None:
+        proxy.weather.reset()
     env = base_env(
         {
             **bench.emulator.env(),
+            **({"AWS_ENDPOINT_URL": proxy.url} if proxy else {}),
             "ANSIBLE_CONFIG": str(bench.project / "ansible.cfg"),
             **bench.extra_env,
             "ANSIBLE_CALLBACK_PLUGINS": str(ROOT / "scripts" / "bench_callbacks"),
@@ -145,6 +158,8 @@ def run_phase(phase: Phase, bench: Bench) -> Phase:
     phase.returncode = proc.returncode
     phase.output = proc.stdout + proc.stderr
     phase.api_calls = settled_request_count(log) - before
+    if proxy is not None:
+        phase.weather = proxy.weather.stats()
     recaps = list(RECAP.finditer(phase.output))
     phase.recap = {key: int(value) for key, value in recaps[-1].groupdict().items()} if recaps else {}
     phase.task_headers = phase.output.count("\nTASK [") + phase.output.startswith("TASK [")
@@ -255,6 +270,62 @@ def print_goals(phases: list[Phase]) -> bool:
     return ok
 
 
+def run_series(bench: Bench, label: str, proxy: WeatherProxy | None = None) -> list[Phase]:
+    """Deploy, re-run and teardown (stops at the first failure)."""
+    phases = []
+    for name, playbook in (("deploy", "site.yml"), ("rerun", "site.yml"), ("teardown", "teardown.yml")):
+        phase = run_phase(Phase(name + label, playbook), bench, proxy)
+        phases.append(phase)
+        if phase.returncode != 0:
+            print(
+                f"{phase.name} failed (exit {phase.returncode}); last output:\n{phase.output[-4000:]}", file=sys.stderr
+            )
+            break
+    return phases
+
+
+def print_weather(plain: list[Phase], weathers: dict[str, list[Phase]]) -> bool:
+    """Wall time and playbook API calls per phase in each weather; the goals that need latency; False on a failure."""
+    print("\n== weather: wall seconds / playbook API calls (retries) ==")
+    columns = {"0 ms": plain, **weathers}
+    print(f"{'phase':<10}" + "".join(f"{label:>30}" for label in columns))
+    ok = True
+    for index, name in enumerate(("deploy", "rerun", "teardown")):
+        cells = []
+        for phases in columns.values():
+            if index >= len(phases):
+                cells.append("not run")
+                continue
+            phase = phases[index]
+            ok = ok and phase.returncode == 0
+            calls = sum(phase.weather.get("calls", {}).values()) if phase.weather else phase.api_calls
+            retries = sum(phase.weather.get("faults", {}).values())
+            state = "" if phase.returncode == 0 else " FAILED"
+            cells.append(f"{phase.seconds:.1f} s / {calls}" + (f" ({retries})" if retries else "") + state)
+        print(f"{name:<10}" + "".join(f"{cell:>30}" for cell in cells))
+    slow = next(iter(weathers.values()))
+    if len(slow) >= 2 and slow[1].weather:
+        rerun_calls = Counter(slow[1].weather["calls"])
+        print(f"\n== weather: the no-op re-run's {sum(rerun_calls.values())} calls by operation ==")
+        for operation, count in rerun_calls.most_common():
+            print(f"{count:5d}  {operation}")
+        print("\n== weather: goals ==")
+        total = sum(rerun_calls.values())
+        line(
+            f"no-op re-run <= {GOAL_RERUN_CALLS} API calls",
+            f"{total}: {'met' if total <= GOAL_RERUN_CALLS else 'NOT met'}",
+        )
+        percent = 100 * slow[1].seconds / slow[0].seconds
+        met = "met" if percent <= GOAL_RERUN_PERCENT else "NOT met"
+        line(f"re-run <= {GOAL_RERUN_PERCENT:.0f} % of deploy at {LATENCY_MS:.0f} ms", f"{percent:.1f} %: {met}")
+    for label, phases in weathers.items():
+        rerun = phases[1] if len(phases) > 1 else None
+        if rerun is not None and rerun.recap.get("changed"):
+            line(f"re-run changed count ({label}, must be 0)", rerun.recap["changed"])
+            ok = False
+    return ok
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--inventory", default="inventories/emulator")
@@ -272,6 +343,9 @@ def main() -> int:
         metavar="NAME=VALUE",
         help="extra environment for every playbook run, e.g. ANSIBLE_PIPELINING=true (repeatable)",
     )
+    parser.add_argument(
+        "--no-weather", action="store_true", help="skip the runs through the weather proxy (80 ms, then faults)"
+    )
     args = parser.parse_args()
     extra_env = dict(item.split("=", 1) for item in args.env)
 
@@ -281,13 +355,19 @@ def main() -> int:
     emulator = start_emulator(log)
     bench = Bench(emulator, log, workdir, args.inventory, extra_env, args.project.resolve())
     phases: list[Phase] = []
+    weathers: dict[str, list[Phase]] = {}
     try:
-        for name, playbook in (("deploy", "site.yml"), ("rerun", "site.yml"), ("teardown", "teardown.yml")):
-            phase = run_phase(Phase(name, playbook), bench)
-            phases.append(phase)
-            if phase.returncode != 0:
-                print(f"{name} failed (exit {phase.returncode}); last output:\n{phase.output[-4000:]}", file=sys.stderr)
-                break
+        phases = run_series(bench, "")
+        if not args.no_weather and all(phase.returncode == 0 for phase in phases):
+            for label, weather in (
+                (f"{LATENCY_MS:.0f} ms", Weather(LATENCY_MS)),
+                (f"{LATENCY_MS:.0f} ms + {FAULT_RATE:.0%} faults", Weather(LATENCY_MS, FAULT_RATE, seed=2026)),
+            ):
+                proxy = WeatherProxy(emulator.url, weather)
+                try:
+                    weathers[label] = run_series(bench, f" ({label})", proxy)
+                finally:
+                    proxy.close()
     finally:
         emulator.stop()
     load_after = os.getloadavg()
@@ -306,6 +386,8 @@ def main() -> int:
     ok = print_goals(phases)
     for phase in phases:
         print_top(phase)
+    if weathers:
+        ok = print_weather(phases, weathers) and ok
 
     if args.keep_logs or not ok:
         print(f"\nlogs kept in {workdir}")
