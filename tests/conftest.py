@@ -20,6 +20,7 @@ GROUP_MINUTES = {
     "molecule-default": 13,
     "molecule-localstack": 7,
     "test_e2e": 7,
+    "bad_weather": 4,
     "local_agent": 2,
     "molecule-network": 4,
     "molecule-service_discovery": 3,
