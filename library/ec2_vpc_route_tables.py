@@ -23,9 +23,14 @@ description:
     or deleted, the subnets associated (a subnet associated with another table of the VPC is moved with
     C(ReplaceRouteTableAssociation)), the subnet associations that are not listed removed, and the tags
     synced.
-  - With O(state=absent) the tables named in O(route_tables) and, with O(all_tagged), every table of the
-    VPC carrying the given tags are deleted; their subnet and gateway associations are removed first. The
-    main route table of the VPC is never deleted. Tables that do not exist are ignored.
+  - With O(state=absent) the tables named in O(route_tables) are deleted; their subnet and gateway
+    associations are removed first. Tables that do not exist are ignored.
+  - With O(purge_owned_by), the tables of the VPC that carry all its tags (the caller's ownership tags, such
+    as the stack tag) and that O(route_tables) does not list are deleted too, with either state; with
+    O(state=present) after the listed tables are in place (a subnet listed for one of them has been moved
+    there first), with O(state=absent) along with the listed ones. A table without those tags is never
+    deleted that way, not even an empty one.
+  - The main route table of the VPC is never deleted.
 author:
   - airflow-ecs project
 options:
@@ -105,11 +110,15 @@ options:
       - Has no effect on a table whose O(route_tables[].tags) is not given.
     type: bool
     default: true
-  all_tagged:
+  purge_owned_by:
     description:
-      - With O(state=absent), also delete every route table of the VPC, other than the main one, that has
-        all these tags (key and value). V({}) matches every non-main table of the VPC.
-      - Not allowed with O(state=present).
+      - The tags (key and value) that mark the route tables of the VPC the caller owns, for example
+        the stack tag C(airflow-ecs:stack=airflow). Every route table of the VPC, other than the main one, that has
+        all these tags and is not listed in O(route_tables) is deleted, its subnet and gateway associations
+        removed first (its subnets fall back to the main table unless a listed table takes them).
+      - A table that lacks one of these tags (made by another tool or by hand) is never deleted this way.
+      - Must name at least one tag; V({}) fails the run, as it would own every table of the VPC.
+      - When not given, no table is deleted besides, with O(state=absent), the listed ones.
     type: dict
   state:
     description:
@@ -122,7 +131,7 @@ notes:
   - Supports check mode and diff mode. In check mode nothing is changed; RV(route_tables) shows the tables
     as they would be, with a null RV(route_tables[].id) for a table that would be created. The diff has one
     entry per table (subnets, routes as readable strings, tags).
-  - Gateway (edge) associations of a table are left alone with O(state=present).
+  - Gateway (edge) associations of a listed table are left alone with O(state=present).
   - Routes whose C(Origin) is missing (LocalStack leaves it out) are treated as created routes, except the
     local route (target C(local)).
 extends_documentation_fragment:
@@ -150,10 +159,22 @@ EXAMPLES = r"""
         tags: {airflow-ecs:stack: airflow}
   register: __tables
 
-- name: Delete every route table of the stack, even after a half-finished deploy
+- name: Keep only the public table of the stack (its other tables, such as airflow-private-all, go)
   ec2_vpc_route_tables:
     vpc_id: "{{ vpc_id }}"
-    all_tagged:
+    route_tables:
+      - name: airflow-public
+        subnets: "{{ public_subnet_ids }}"
+        routes:
+          - {dest: 0.0.0.0/0, gateway_id: "{{ igw_id }}"}
+        tags: {airflow-ecs:stack: airflow}
+    purge_owned_by:
+      airflow-ecs:stack: airflow
+
+- name: Delete every route table of the stack, even after a half-finished deploy (other tables stay)
+  ec2_vpc_route_tables:
+    vpc_id: "{{ vpc_id }}"
+    purge_owned_by:
       airflow-ecs:stack: airflow
     state: absent
 """
@@ -192,13 +213,17 @@ route_tables:
       type: dict
       sample: {Name: airflow-public, airflow-ecs:stack: airflow}
 deleted:
-  description: With O(state=absent), the tables deleted (in check mode, that would be), as C(id) and C(name).
+  description:
+    - The tables deleted (in check mode, that would be), as C(id) and C(name) (null for a table without a
+      C(Name) tag); with O(state=absent) the listed ones, and with O(purge_owned_by) the owned ones not listed.
   returned: always
   type: list
   elements: dict
   sample: [{id: rtb-0123456789abcdef0, name: airflow-public}]
 diff:
-  description: Per table name, its subnets, routes as strings and tags, before and after.
+  description:
+    - Per table name, its subnets, routes as strings and tags, before and after. A deleted table is only in
+      C(before), under its name (its ID when it has no C(Name) tag).
   returned: in diff mode
   type: dict
   sample:
@@ -273,7 +298,7 @@ def argument_spec() -> dict[str, Any]:
         vpc_id=dict(type="str", required=True),
         route_tables=dict(type="list", elements="dict", options=table, default=[]),
         purge_tags=dict(type="bool", default=True),
-        all_tagged=dict(type="dict"),
+        purge_owned_by=dict(type="dict"),
         state=dict(type="str", choices=["present", "absent"], default="present"),
     )
 
@@ -288,6 +313,27 @@ def describe_tables(module: AnsibleAWSModule, client: Any, vpc_id: str) -> list[
 
 def is_main(table: dict) -> bool:
     return any(association.get("Main") for association in table.get("Associations") or [])
+
+
+def owner_tags(module: AnsibleAWSModule) -> dict[str, str] | None:
+    """The tags that mark the caller's tables (purge_owned_by), values as strings; None when not given."""
+    tags = module.params["purge_owned_by"]
+    return None if tags is None else {key: str(value) for key, value in tags.items()}
+
+
+def is_owned(table: dict, owner: dict[str, str]) -> bool:
+    """Whether the table carries every owner tag; no table is owned by an empty set of tags."""
+    tags = tags_of(table)
+    return bool(owner) and all(tags.get(key) == value for key, value in owner.items())
+
+
+def owned_unlisted(module: AnsibleAWSModule, tables: list[dict]) -> list[dict]:
+    """The tables purge_owned_by deletes: not the main one, carrying every owner tag, not in route_tables."""
+    owner = owner_tags(module)
+    if owner is None:
+        return []
+    names = {spec["name"] for spec in module.params["route_tables"]}
+    return [t for t in tables if not is_main(t) and tags_of(t).get("Name") not in names and is_owned(t, owner)]
 
 
 def subnet_associations(table: dict) -> dict[str, str]:
@@ -545,8 +591,10 @@ def table_view(subnets: list[str], routes: dict[str, Target], tags: dict) -> dic
 
 def ensure_present(module: AnsibleAWSModule, client: Any) -> dict:
     vpc_id = module.params["vpc_id"]
-    steps = plan(module, describe_tables(module, client, vpc_id))
-    changed = any(step["changed"] for step in steps)
+    tables = describe_tables(module, client, vpc_id)
+    steps = plan(module, tables)
+    purged = owned_unlisted(module, tables)
+    changed = any(step["changed"] for step in steps) or bool(purged)
 
     after: dict[str, dict] = {}
     if changed and not module.check_mode:
@@ -562,7 +610,11 @@ def ensure_present(module: AnsibleAWSModule, client: Any) -> dict:
             if step["existing"]:
                 what = f"route table '{step['spec']['name']}' ({step['table_id']})"
                 apply_tags(module, client, step["table_id"], what, step)
+        # Read again: the moves above gave the subnets of a purged table new associations (or took them away).
         after = {table["RouteTableId"]: table for table in describe_tables(module, client, vpc_id)}
+        for table in purged:
+            if table["RouteTableId"] in after:
+                delete_table(module, client, after.pop(table["RouteTableId"]))
 
     result_tables, diff_before, diff_after = [], {}, {}
     for step in steps:
@@ -578,82 +630,89 @@ def ensure_present(module: AnsibleAWSModule, client: Any) -> dict:
         result_tables.append(
             {"id": table_id, "name": name, "subnets": subnets, "routes": routes_view(routes), "tags": tags}
         )
-    result: dict[str, Any] = {"changed": changed, "route_tables": result_tables, "deleted": []}
+    result: dict[str, Any] = {"changed": changed, "route_tables": result_tables, "deleted": deleted_view(purged)}
     if module._diff:
-        result["diff"] = {"before": diff_before, "after": diff_after}
+        result["diff"] = {"before": diff_before | deleted_diff(purged), "after": diff_after}
     return result
 
 
-# --- absent --------------------------------------------------------------------------------------
+# --- deleting: state=absent and purge_owned_by ---------------------------------------------------
+
+
+def deleted_view(tables: list[dict]) -> list[dict]:
+    return [{"id": t["RouteTableId"], "name": tags_of(t).get("Name")} for t in tables]
+
+
+def deleted_diff(tables: list[dict]) -> dict[str, dict]:
+    """The diff's `before` entries of deleted tables, by name (by ID for a table without a Name tag)."""
+    return {
+        tags_of(t).get("Name") or t["RouteTableId"]: table_view(
+            list(subnet_associations(t)), current_routes(t), tags_of(t)
+        )
+        for t in tables
+    }
+
+
+def delete_table(module: AnsibleAWSModule, client: Any, table: dict) -> None:
+    """Remove the table's subnet and gateway associations, then delete it."""
+    vpc_id = module.params["vpc_id"]
+    table_id = table["RouteTableId"]
+    label = f"'{tags_of(table).get('Name', table_id)}' ({table_id})"
+    associations = {
+        a.get("SubnetId") or a.get("GatewayId") or a["RouteTableAssociationId"]: a["RouteTableAssociationId"]
+        for a in table.get("Associations") or []
+        if not a.get("Main") and a.get("AssociationState", {}).get("State") != "disassociated"
+    }
+    disassociate(module, client, label, associations)
+    delete(
+        module,
+        client,
+        "delete_route_table",
+        f"route table {label} of VPC {vpc_id}",
+        not_found=NOT_FOUND,
+        in_use="something still depends on it (an association made since it was read, or a VPC endpoint)",
+        changed=True,
+        RouteTableId=table_id,
+    )
 
 
 def ensure_absent(module: AnsibleAWSModule, client: Any) -> dict:
-    params = module.params
-    vpc_id = params["vpc_id"]
-    names = {spec["name"] for spec in params["route_tables"]}
-    selector = params["all_tagged"]
-    wanted_tags = {k: str(v) for k, v in selector.items()} if selector is not None else None
+    vpc_id = module.params["vpc_id"]
+    names = {spec["name"] for spec in module.params["route_tables"]}
+    tables = describe_tables(module, client, vpc_id)
     doomed = []
-    for table in describe_tables(module, client, vpc_id):
-        tags = tags_of(table)
-        by_name = tags.get("Name") in names
-        by_tags = wanted_tags is not None and all(tags.get(k) == v for k, v in wanted_tags.items())
-        if not (by_name or by_tags):
+    for table in tables:
+        name = tags_of(table).get("Name")
+        if name not in names:
             continue
         if is_main(table):
-            if by_name:
-                module.warn(
-                    f"Route table '{tags['Name']}' ({table['RouteTableId']}) is the main route table of VPC "
-                    f"{vpc_id}: it is deleted with the VPC, not here. It was left as it is."
-                )
+            module.warn(
+                f"Route table '{name}' ({table['RouteTableId']}) is the main route table of VPC "
+                f"{vpc_id}: it is deleted with the VPC, not here. It was left as it is."
+            )
             continue
         doomed.append(table)
+    doomed += owned_unlisted(module, tables)
 
-    result: dict[str, Any] = {
-        "changed": bool(doomed),
-        "route_tables": [],
-        "deleted": [{"id": t["RouteTableId"], "name": tags_of(t).get("Name")} for t in doomed],
-    }
+    result: dict[str, Any] = {"changed": bool(doomed), "route_tables": [], "deleted": deleted_view(doomed)}
     if module._diff:
-        result["diff"] = {
-            "before": {
-                tags_of(t).get("Name") or t["RouteTableId"]: table_view(
-                    list(subnet_associations(t)), current_routes(t), tags_of(t)
-                )
-                for t in doomed
-            },
-            "after": {},
-        }
+        result["diff"] = {"before": deleted_diff(doomed), "after": {}}
     if not doomed or module.check_mode:
         return result
-
     for table in doomed:
-        table_id = table["RouteTableId"]
-        label = f"'{tags_of(table).get('Name', table_id)}' ({table_id})"
-        associations = {
-            a.get("SubnetId") or a.get("GatewayId") or a["RouteTableAssociationId"]: a["RouteTableAssociationId"]
-            for a in table.get("Associations") or []
-            if not a.get("Main") and a.get("AssociationState", {}).get("State") != "disassociated"
-        }
-        disassociate(module, client, label, associations)
-        delete(
-            module,
-            client,
-            "delete_route_table",
-            f"route table {label} of VPC {vpc_id}",
-            not_found=NOT_FOUND,
-            in_use="something still depends on it (an association made since it was read, or a VPC endpoint)",
-            changed=True,
-            RouteTableId=table_id,
-        )
+        delete_table(module, client, table)
     return result
 
 
 def main() -> None:
     module = AnsibleAWSModule(argument_spec=argument_spec(), supports_check_mode=True)
     fail_on_repeats(module, "route_tables", "route table", [spec["name"] for spec in module.params["route_tables"]])
-    if module.params["all_tagged"] is not None and module.params["state"] != "absent":
-        module.fail_json(msg="all_tagged is only allowed with state=absent")
+    if module.params["purge_owned_by"] == {}:
+        module.fail_json(
+            msg="purge_owned_by names no tag: give the tags that mark the route tables this run owns (such as "
+            "the stack tag airflow-ecs:stack); with none, every route table of the VPC would count as owned. "
+            "Nothing was changed."
+        )
     client = module.client("ec2", retry_decorator=AWSRetry.jittered_backoff())
     ensure = ensure_present if module.params["state"] == "present" else ensure_absent
     module.exit_json(**ensure(module, client))

@@ -30,6 +30,16 @@ def network(clean_emulator: Emulator, vpc_id: str) -> dict[str, Any]:
     return {"vpc_id": vpc_id, "public": subnets[:2], "private": subnets[2:], "igw": igw, "nat": nat}
 
 
+def make_table(emulator: Emulator, vpc_id: str, tags: dict[str, str], subnet: str | None = None) -> str:
+    """A route table made by hand (another owner's, as far as the module knows), optionally with a subnet."""
+    ec2 = emulator.client("ec2")
+    spec = [{"ResourceType": "route-table", "Tags": [{"Key": k, "Value": v} for k, v in tags.items()]}] if tags else []
+    table_id = ec2.create_route_table(VpcId=vpc_id, TagSpecifications=spec)["RouteTable"]["RouteTableId"]
+    if subnet:
+        ec2.associate_route_table(RouteTableId=table_id, SubnetId=subnet)
+    return table_id
+
+
 def tables_args(net: dict[str, Any], **overrides: Any) -> dict[str, Any]:
     return {
         "vpc_id": net["vpc_id"],
@@ -172,29 +182,99 @@ def test_absent_by_tag_deletes_every_stack_table(clean_emulator: Emulator, netwo
     env, vpc_id = clean_emulator.env(), network["vpc_id"]
     run_module(MODULE, tables_args(network), env=env)
     ec2 = clean_emulator.client("ec2")
-    # A table of another owner in the same VPC stays.
-    other = ec2.create_route_table(
-        VpcId=vpc_id, TagSpecifications=[{"ResourceType": "route-table", "Tags": [{"Key": "Name", "Value": "other"}]}]
-    )["RouteTable"]["RouteTableId"]
-    absent = {"vpc_id": vpc_id, "all_tagged": STACK, "state": "absent"}
+    # Tables of other owners in the same VPC stay: named, another stack's, and one with no tag at all.
+    other = make_table(clean_emulator, vpc_id, {"Name": "other"})
+    foreign = make_table(clean_emulator, vpc_id, {"Name": "foreign", "airflow-ecs:stack": "u"})
+    untagged = make_table(clean_emulator, vpc_id, {})
+    theirs = {
+        "other": {"id": other, "subnets": [], "routes": {}, "tags": {"Name": "other"}},
+        "foreign": {"id": foreign, "subnets": [], "routes": {}, "tags": {"Name": "foreign", "airflow-ecs:stack": "u"}},
+        untagged: {"id": untagged, "subnets": [], "routes": {}, "tags": {}},
+    }
+    absent = {"vpc_id": vpc_id, "purge_owned_by": STACK, "state": "absent"}
 
     plan = run_module(MODULE, absent, env=env, check=True, diff=True)
     assert plan["changed"] is True, plan
     assert {t["name"] for t in plan["deleted"]} == {PUBLIC, PRIVATE}
     assert set(plan["diff"]["before"]) == {PUBLIC, PRIVATE} and plan["diff"]["after"] == {}
-    assert set(in_aws(clean_emulator, vpc_id)) == {PUBLIC, PRIVATE, "other"}
+    assert set(in_aws(clean_emulator, vpc_id)) == {PUBLIC, PRIVATE, *theirs}
 
     deleted = run_module(MODULE, absent, env=env)
     assert deleted["changed"] is True, deleted
-    assert in_aws(clean_emulator, vpc_id) == {
-        "other": {"id": other, "subnets": [], "routes": {}, "tags": {"Name": "other"}}
-    }
+    assert in_aws(clean_emulator, vpc_id) == theirs
     # The subnets are back on the main table: no explicit association is left.
     associated = ec2.describe_route_tables(
         Filters=[{"Name": "association.subnet-id", "Values": network["public"] + network["private"]}]
     )["RouteTables"]
     assert associated == []
     again = run_module(MODULE, absent, env=env)
+    assert again["changed"] is False, again
+    assert again["deleted"] == []
+
+
+@pytest.mark.parametrize("state", ["absent", "present"])
+def test_purge_without_owner_tags_is_refused(clean_emulator: Emulator, network: dict[str, Any], state: str) -> None:
+    """The issue: `all_tagged: {}` deleted every non-main table of the VPC, an empty one made by hand too."""
+    env, vpc_id = clean_emulator.env(), network["vpc_id"]
+    run_module(MODULE, tables_args(network), env=env)
+    make_table(clean_emulator, vpc_id, {"Name": "by-hand"})
+    make_table(clean_emulator, vpc_id, {})
+    before = in_aws(clean_emulator, vpc_id)
+    args = tables_args(network, purge_owned_by={}, state=state)
+    if state == "absent":
+        args["route_tables"] = []
+
+    for check in (True, False):
+        refused = run_module(MODULE, args, env=env, check=check)
+        assert refused.get("failed") is True, refused
+        assert refused["msg"].startswith("purge_owned_by names no tag: give the tags that mark the route tables")
+        assert in_aws(clean_emulator, vpc_id) == before
+
+
+def test_purge_when_present_deletes_only_owned_unlisted_tables(
+    clean_emulator: Emulator, network: dict[str, Any]
+) -> None:
+    env, vpc_id = clean_emulator.env(), network["vpc_id"]
+    ec2 = clean_emulator.client("ec2")
+    run_module(MODULE, tables_args(network), env=env)
+    spare = ec2.create_subnet(VpcId=vpc_id, CidrBlock="10.20.9.0/24")["Subnet"]["SubnetId"]
+    # Owned but no longer wanted: PRIVATE (its subnets go to a new table) and a leftover without a Name.
+    leftover = make_table(clean_emulator, vpc_id, STACK)
+    # Not owned: another stack's table with a subnet, and an empty one made by hand.
+    foreign = make_table(clean_emulator, vpc_id, {"Name": "foreign", "airflow-ecs:stack": "u"}, subnet=spare)
+    make_table(clean_emulator, vpc_id, {"Name": "by-hand"})
+    before = in_aws(clean_emulator, vpc_id)
+
+    args = tables_args(network, purge_owned_by=STACK)
+    args["route_tables"][1]["name"] = "t-private-new"
+    preview = run_module(MODULE, args, env=env, check=True, diff=True)
+    assert preview["changed"] is True, preview
+    assert sorted(preview["deleted"], key=str) == sorted(
+        [{"id": before[PRIVATE]["id"], "name": PRIVATE}, {"id": leftover, "name": None}], key=str
+    )
+    assert set(preview["diff"]["before"]) == {PUBLIC, PRIVATE, leftover}
+    assert set(preview["diff"]["after"]) == {PUBLIC, "t-private-new"}
+    assert in_aws(clean_emulator, vpc_id) == before
+
+    purged = run_module(MODULE, args, env=env)
+    assert purged["changed"] is True, purged
+    after = in_aws(clean_emulator, vpc_id)
+    assert set(after) == {PUBLIC, "t-private-new", "foreign", "by-hand"}
+    assert after["t-private-new"]["subnets"] == sorted(network["private"])
+    assert after[PUBLIC] == before[PUBLIC]
+    assert (
+        after["foreign"]
+        == before["foreign"]
+        == {
+            "id": foreign,
+            "subnets": [spare],
+            "routes": {},
+            "tags": {"Name": "foreign", "airflow-ecs:stack": "u"},
+        }
+    )
+    assert after["by-hand"] == before["by-hand"]
+
+    again = run_module(MODULE, args, env=env)
     assert again["changed"] is False, again
     assert again["deleted"] == []
 
