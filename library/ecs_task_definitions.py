@@ -13,13 +13,26 @@ description:
   - For each family in O(task_definitions), compares the wanted definition with the family's latest C(ACTIVE)
     revision and registers a new revision only when they differ. Every family takes one
     C(DescribeTaskDefinition) call when nothing changes.
-  - A container definition matches when every field it gives has the same value in the registered one (fields
-    AWS fills in, such as C(mountPoints) or C(volumesFrom), are ignored). Task-level fields (CPU, memory,
-    network mode, compatibilities, roles, runtime platform) must be equal.
+  - The two match when they have the same containers (by name) and every task-level field and container field
+    is the same on both sides; a field added, changed or removed in the wanted definition registers a new
+    revision. What ECS fills in by itself does not count as a difference. Fields ECS reports for every
+    revision (C(revision), C(status), C(compatibilities), C(requiresAttributes), C(registeredAt), ...) are
+    not compared; empty lists and maps (C(mountPoints), C(volumesFrom), C(systemControls), ...) count as not
+    given; a field at the ECS default counts as not given (C(essential=true), container C(cpu=0), port
+    C(protocol=tcp), a C(hostPort) equal to the C(containerPort) with the C(awsvpc) or C(host) network mode,
+    health check C(interval=30), C(timeout=5), C(retries=3), C(startPeriod=0), C(versionConsistency=enabled),
+    C(false) for C(privileged), C(readonlyRootFilesystem), C(disableNetworking), C(interactive) and
+    C(pseudoTerminal), C(enableFaultInjection=false)); C(environment) and C(secrets) compare sorted by name;
+    task C(cpu) and C(memory) compare as units (V("1 vCPU") is V("1024"), V("2 GB") is V("2048")).
+  - Task-level fields the module does not set (C(volumes), C(placementConstraints), C(pidMode), C(ipcMode),
+    C(proxyConfiguration), C(inferenceAccelerators), C(ephemeralStorage), C(enableFaultInjection),
+    C(trustedExecutionConfiguration)) are compared too; a latest revision that has one (registered by another
+    tool or by hand) gets a new revision without it.
   - O(state=absent) deregisters every C(ACTIVE) revision of each family (AWS keeps them as C(INACTIVE)).
   - M(community.aws.ecs_taskdefinition) handles one family per run, and takes two runs per revision to delete.
   - Supports check mode and diff mode. In check mode nothing is registered or deregistered; a family that would
-    get a new revision is returned with RV(task_definitions[].revision) V(null).
+    get a new revision is returned with RV(task_definitions[].revision) V(null). The diff shows both sides as
+    they are compared (defaults and empty fields left out, containers by name).
 author:
   - airflow-ecs project
 options:
@@ -37,7 +50,7 @@ options:
       container_definitions:
         description:
           - Container definitions in the ECS API form (camelCase keys), as C(RegisterTaskDefinition) takes them.
-          - Required with O(state=present).
+          - Required with O(state=present). Container names must be unique in a family.
         type: list
         elements: dict
       cpu:
@@ -149,7 +162,7 @@ from typing import Any
 with contextlib.suppress(ImportError):  # a missing botocore is reported by AnsibleAWSModule
     from botocore.exceptions import BotoCoreError, ClientError
 
-from ansible.module_utils.batch_items import covers, fail_on_repeats
+from ansible.module_utils.batch_items import fail_on_repeats
 from ansible_collections.amazon.aws.plugins.module_utils.botocore import is_boto3_error_code
 from ansible_collections.amazon.aws.plugins.module_utils.modules import AnsibleAWSModule
 from ansible_collections.amazon.aws.plugins.module_utils.retries import AWSRetry
@@ -164,34 +177,119 @@ TASK_FIELDS = {
     "task_role_arn": "taskRoleArn",
     "runtime_platform": "runtimePlatform",
 }
+# The other RegisterTaskDefinition parameters (but family, containerDefinitions and tags): the module never
+# sets them, so a latest revision that has one differs from the wanted definition. What else
+# DescribeTaskDefinition returns (taskDefinitionArn, revision, status, compatibilities, requiresAttributes,
+# registeredAt, registeredBy, deregisteredAt, ...) is ECS's own and not compared.
+UNMANAGED_TASK_FIELDS = (
+    "volumes",
+    "placementConstraints",
+    "pidMode",
+    "ipcMode",
+    "proxyConfiguration",
+    "inferenceAccelerators",
+    "ephemeralStorage",
+    "enableFaultInjection",
+    "trustedExecutionConfiguration",
+)
+# Values that are the same as not giving the field (ECS returns some of them on every revision).
+TASK_DEFAULTS = {"enableFaultInjection": False}
+CONTAINER_DEFAULTS = {
+    "essential": True,
+    "cpu": 0,
+    "versionConsistency": "enabled",
+    "disableNetworking": False,
+    "privileged": False,
+    "readonlyRootFilesystem": False,
+    "interactive": False,
+    "pseudoTerminal": False,
+}
+HEALTH_CHECK_DEFAULTS = {"interval": 30, "timeout": 5, "retries": 3, "startPeriod": 0}
+# Task size fields and the unit ECS converts from (1 vCPU = 1024 CPU units, 1 GB = 1024 MiB).
+SIZE_UNITS = {"cpu": "vcpu", "memory": "gb"}
 
 
-def wanted_task_fields(item: dict) -> dict:
-    fields = {api: item[option] for option, api in TASK_FIELDS.items() if item.get(option) is not None}
-    fields["requiresCompatibilities"] = sorted(fields.get("requiresCompatibilities", []))
+def pruned(value: Any) -> Any:
+    """The value without the None, empty list and empty dict entries of its dicts, at any depth."""
+    if isinstance(value, dict):
+        kept = {key: pruned(item) for key, item in value.items()}
+        return {key: item for key, item in kept.items() if item is not None and item not in ([], {})}
+    if isinstance(value, list):
+        return [pruned(item) for item in value]
+    return value
+
+
+def without_defaults(fields: dict, defaults: dict) -> dict:
+    """The fields, less those at their default value (of the same type: 0 is not the default False)."""
+    return {
+        key: value
+        for key, value in fields.items()
+        if not (key in defaults and value == defaults[key] and type(value) is type(defaults[key]))
+    }
+
+
+def task_size(field: str, value: Any) -> str:
+    """A task cpu or memory as ECS stores it: V("1 vCPU") -> V("1024"), V("2 GB") -> V("2048")."""
+    text = str(value).strip()
+    unit = SIZE_UNITS[field]
+    if text.lower().endswith(unit):
+        try:
+            return str(round(float(text[: -len(unit)]) * 1024))
+        except ValueError:
+            return text
+    return text
+
+
+def comparable_port(mapping: dict, network_mode: str | None) -> dict:
+    mapping = dict(mapping)
+    if mapping.get("protocol") == "tcp":
+        del mapping["protocol"]
+    host_port = mapping.get("hostPort")
+    if host_port == 0 or (network_mode in ("awsvpc", "host") and host_port == mapping.get("containerPort")):
+        mapping.pop("hostPort", None)
+    return mapping
+
+
+def comparable_container(container: dict, network_mode: str | None) -> dict:
+    """A container definition with ECS's defaults, empty fields and orderings evened out."""
+    fields = without_defaults(pruned(container), CONTAINER_DEFAULTS)
+    for key in ("environment", "secrets"):
+        if key in fields:
+            fields[key] = sorted(fields[key], key=lambda pair: str(pair.get("name")))
+    if "portMappings" in fields:
+        fields["portMappings"] = [comparable_port(mapping, network_mode) for mapping in fields["portMappings"]]
+    if "healthCheck" in fields:
+        fields["healthCheck"] = without_defaults(fields["healthCheck"], HEALTH_CHECK_DEFAULTS)
     return fields
 
 
-def registered_task_fields(definition: dict) -> dict:
-    fields = {api: definition.get(api) for api in TASK_FIELDS.values()}
-    fields["requiresCompatibilities"] = sorted(definition.get("requiresCompatibilities") or [])
-    return fields
+def comparable(definition: dict) -> dict:
+    """What makes a task definition (RegisterTaskDefinition or DescribeTaskDefinition form) what it is.
+
+    Two definitions that give the same result here run the same containers the same way; any field added,
+    changed or removed on either side (other than a default ECS fills in) makes them differ.
+    """
+    task = {key: definition.get(key) for key in (*TASK_FIELDS.values(), *UNMANAGED_TASK_FIELDS)}
+    task = without_defaults(pruned(task), TASK_DEFAULTS)
+    for key in SIZE_UNITS:
+        if key in task:
+            task[key] = task_size(key, task[key])
+    if "requiresCompatibilities" in task:
+        task["requiresCompatibilities"] = sorted(task["requiresCompatibilities"])
+    containers = sorted(definition.get("containerDefinitions") or [], key=lambda c: str(c.get("name")))
+    task["containerDefinitions"] = [comparable_container(c, definition.get("networkMode")) for c in containers]
+    return task
+
+
+def wanted_definition(item: dict) -> dict:
+    """The item as RegisterTaskDefinition parameters (family aside)."""
+    wanted = {api: item[option] for option, api in TASK_FIELDS.items() if item.get(option) is not None}
+    wanted["containerDefinitions"] = item["container_definitions"]
+    return wanted
 
 
 def matches(definition: dict | None, item: dict) -> bool:
-    if definition is None:
-        return False
-    wanted = wanted_task_fields(item)
-    registered = registered_task_fields(definition)
-    if any(registered.get(key) != value for key, value in wanted.items()):
-        return False
-    if item.get("task_role_arn") is None and registered.get("taskRoleArn"):
-        return False
-    containers = {c.get("name"): c for c in definition.get("containerDefinitions") or []}
-    wanted_containers = item["container_definitions"]
-    if set(containers) != {c.get("name") for c in wanted_containers}:
-        return False
-    return all(covers(containers[c.get("name")], c) for c in wanted_containers)
+    return definition is not None and comparable(definition) == comparable(wanted_definition(item))
 
 
 def latest_revision(module: AnsibleAWSModule, client: Any, family: str) -> dict | None:
@@ -205,12 +303,8 @@ def latest_revision(module: AnsibleAWSModule, client: Any, family: str) -> dict 
 
 
 def view(definition: dict | None) -> dict:
-    """What the diff shows of a definition."""
-    if not definition:
-        return {}
-    shown = {key: value for key, value in registered_task_fields(definition).items() if value not in (None, [])}
-    shown["containerDefinitions"] = definition.get("containerDefinitions") or []
-    return shown
+    """What the diff shows of a definition: what is compared."""
+    return comparable(definition) if definition else {}
 
 
 def outcome(family: str, definition: dict | None, changed: bool, **extra: Any) -> dict:
@@ -226,10 +320,7 @@ def outcome(family: str, definition: dict | None, changed: bool, **extra: Any) -
 
 
 def register(module: AnsibleAWSModule, client: Any, item: dict) -> dict:
-    params = {"family": item["family"], "containerDefinitions": item["container_definitions"]}
-    for option, api in TASK_FIELDS.items():
-        if item.get(option) is not None:
-            params[api] = item[option]
+    params = {"family": item["family"], **wanted_definition(item)}
     try:
         return client.register_task_definition(aws_retry=True, **params)["taskDefinition"]
     except (BotoCoreError, ClientError) as e:
@@ -240,8 +331,7 @@ def ensure_present(module: AnsibleAWSModule, client: Any, item: dict) -> tuple[d
     current = latest_revision(module, client, item["family"])
     if matches(current, item):
         return outcome(item["family"], current, False), None
-    wanted = {api: item[option] for option, api in TASK_FIELDS.items() if item.get(option) is not None}
-    wanted["containerDefinitions"] = item["container_definitions"]
+    wanted = wanted_definition(item)
     diff = {"before": {"family": item["family"], **view(current)}, "after": {"family": item["family"], **view(wanted)}}
     if module.check_mode:
         return outcome(item["family"], None, True), diff
@@ -287,6 +377,8 @@ def validate(module: AnsibleAWSModule) -> None:
             module.fail_json(
                 msg=f"Every container of task definition family '{item['family']}' needs a name and an image"
             )
+        names = [c["name"] for c in containers]
+        fail_on_repeats(module, f"container_definitions of family '{item['family']}'", "container", names)
 
 
 def main() -> None:
