@@ -132,7 +132,8 @@ def test_no_email_subscription_unless_asked(deployed):
 
 
 def test_the_dashboard_shows_published_metrics_and_every_alarm(deployed, alarms, stack_dimensions):
-    body = json.loads(deployed.emulator.client("cloudwatch").get_dashboard(DashboardName="airflow-us-east-1")["DashboardBody"])
+    cloudwatch = deployed.emulator.client("cloudwatch")
+    body = json.loads(cloudwatch.get_dashboard(DashboardName="airflow-us-east-1")["DashboardBody"])
     shown = []
     for widget in body["widgets"]:
         if widget["type"] == "alarm":
