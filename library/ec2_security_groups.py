@@ -1,14 +1,14 @@
 #!/usr/bin/python
 # GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
 
-"""Manage several EC2 security groups of one VPC, with their ingress rules and tags, in one run."""
+"""Manage several EC2 security groups of one VPC, with their ingress and egress rules and tags, in one run."""
 
 from __future__ import annotations
 
 DOCUMENTATION = r"""
 ---
 module: ec2_security_groups
-short_description: Manage several security groups of one VPC, their ingress rules and tags, in one run
+short_description: Manage several security groups of one VPC, their ingress and egress rules and tags, in one run
 description:
   - Creates, updates or deletes a set of EC2 security groups of one VPC in a single module run.
   - A run starts with one C(DescribeSecurityGroups) call for the whole set; when nothing differs that is
@@ -16,13 +16,20 @@ description:
   - With O(state=present) the missing groups are created first (with their tags), so that the rules of any
     group may name any group of the list, itself included, or an existing group of the VPC. The module then
     waits until the new groups can be read (the C(security_group_exists) waiter, which returns at the
-    first successful read), authorizes the missing ingress rules, revokes the ingress rules that are not
-    listed (O(purge_rules)), updates the rule descriptions that differ and syncs the tags.
+    first successful read), then, for the ingress and egress rules of every group, authorizes the missing
+    rules, updates the rule descriptions that differ and only then revokes the rules that are not listed
+    (O(purge_rules)), so that a rule being replaced never leaves a window without one; last it syncs the tags.
+  - A rule description is only ever changed with C(UpdateSecurityGroupRuleDescriptionsIngress) or
+    C(UpdateSecurityGroupRuleDescriptionsEgress), for a CIDR, IPv6 or group rule, and to remove a
+    description as well. A rule whose description changes is never revoked, so traffic is never dropped
+    on a running stack.
   - With O(state=absent) the listed groups that exist are deleted. The rules of the listed groups that
     refer to listed groups (themselves included) are revoked first, so that mutual and self references
     never block the deletion. Groups that do not exist are ignored.
-  - Egress rules are not managed. A new group keeps the egress rule AWS gives it (all traffic to
-    V(0.0.0.0/0)).
+  - Egress rules are managed for the groups that give O(groups[].egress), in the same format and with the
+    same purge as the ingress rules. AWS creates every group with an egress rule allowing all traffic to
+    V(0.0.0.0/0). A group that gives O(groups[].egress) gets exactly those rules (the default rule is revoked
+    when it is not listed). A group without O(groups[].egress) keeps the egress rules it has.
   - The description of a security group cannot be changed in place (AWS has no API for it). When the
     description of an existing group differs from O(groups[].description), the module leaves the group
     as it is and returns a warning saying that the group must be deleted and created again for the new
@@ -63,7 +70,7 @@ options:
             exists with another description gets its description updated.
         type: list
         elements: dict
-        suboptions:
+        suboptions: &rule_options
           proto:
             description:
               - IP protocol. V(all) and V(-1) mean every protocol (ports are ignored then).
@@ -82,33 +89,46 @@ options:
             elements: raw
           cidr_ip:
             description:
-              - IPv4 CIDR blocks allowed in. A block with host bits set is reduced to its network, with a
-                warning.
+              - IPv4 CIDR blocks allowed in (ingress) or out to (egress). A block with host bits set is
+                reduced to its network, with a warning.
             type: list
             elements: str
           cidr_ipv6:
             description:
-              - IPv6 CIDR blocks allowed in.
+              - IPv6 CIDR blocks allowed in (ingress) or out to (egress).
             type: list
             elements: str
           group_name:
             description:
-              - Name of a security group of the same VPC allowed in. It may be any group of O(groups),
-                including the group the rule belongs to, or a group that already exists in the VPC.
+              - Name of a security group of the same VPC allowed in (ingress) or out to (egress). It may be
+                any group of O(groups), including the group the rule belongs to, or a group that already
+                exists in the VPC.
               - A name that is neither fails the run before anything is changed.
             type: str
           rule_desc:
             description:
               - Description of the rule (of each permission it expands to). Not set means no description.
             type: str
+      egress:
+        description:
+          - Egress rules of the group, in the format of O(groups[].rules); C(cidr_ip), C(cidr_ipv6) and
+            C(group_name) name where traffic may go.
+          - When not given, the egress rules of the group are left alone (a new group keeps the rule AWS
+            creates it with, all traffic to V(0.0.0.0/0)). With O(purge_rules=true), V([]) removes every
+            egress rule, so the group allows no outbound traffic.
+        type: list
+        elements: dict
+        suboptions: *rule_options
       tags:
         description:
           - Tags of the group, as a dict. When not given, the tags of an existing group are left alone.
         type: dict
   purge_rules:
     description:
-      - Revoke the ingress rules of a group that are not in its O(groups[].rules).
-      - Has no effect on a group whose O(groups[].rules) is not given.
+      - Revoke the ingress rules of a group that are not in its O(groups[].rules), and the egress rules
+        that are not in its O(groups[].egress) (AWS's default egress rule included).
+      - Has no effect on the ingress rules of a group whose O(groups[].rules) is not given, nor on the egress
+        rules of a group whose O(groups[].egress) is not given.
     type: bool
     default: true
   purge_tags:
@@ -128,10 +148,16 @@ options:
 notes:
   - Supports check mode and diff mode. In check mode nothing is changed; RV(groups) shows the groups as
     they would be, with a null RV(groups[].group_id) for a group that would be created. The diff has one
-    entry per group (name, description, ingress rules as readable strings, tags).
-  - A rule description is changed with C(UpdateSecurityGroupRuleDescriptionsIngress). When the API does
-    not apply it (the moto emulator ignores it for rules that name a group, and for removing a
-    description) the permission is revoked and authorized again with the new description.
+    entry per group (name, description, ingress and egress rules as readable strings, tags).
+  - AWS keys a rule by protocol, ports and source or destination, not by description. A rule cannot be
+    authorized again with another description while it exists (C(InvalidPermission.Duplicate)), and
+    C(UpdateSecurityGroupRuleDescriptionsIngress)/C(Egress) changes, adds or (with the description left out)
+    removes the description of every kind of rule. So a description change never needs a revoke.
+  - When EC2 accepts a description update but still reports the old description afterwards (the moto
+    emulator ignores the update for rules that name a group, and for removing a description), the module
+    warns and leaves the rule as it is; the run reports a change and the next run tries again.
+  - Rules are authorized before the rules they replace are revoked. A group within a few rules of its
+    rules-per-group quota may therefore need the replacement done in two runs (remove, then add).
   - Deleting a group that is still used by something else (a network interface, a rule of a group that
     is not in the list) fails with a message naming the group; the groups handled before stay deleted.
 extends_documentation_fragment:
@@ -151,6 +177,9 @@ EXAMPLES = r"""
         description: Load balancer
         rules:
           - {proto: tcp, ports: [80, 443], cidr_ip: 0.0.0.0/0, rule_desc: Listeners}
+        # Replaces AWS's default "all traffic to 0.0.0.0/0" (a forward reference: created in this run).
+        egress:
+          - {proto: tcp, ports: [8080], group_name: airflow-nodes, rule_desc: api-server targets}
         tags: {Name: airflow-alb, airflow-ecs:stack: airflow}
       - name: airflow-nodes
         description: Airflow nodes
@@ -202,6 +231,15 @@ groups:
         - {proto: tcp, from_port: 443, to_port: 443, cidr_ip: 0.0.0.0/0, rule_desc: Listeners}
         - {proto: tcp, from_port: 8080, to_port: 8080, group_id: sg-0123456789abcdef0,
            group_name: airflow-alb, rule_desc: api-server from the ALB}
+    egress:
+      description:
+        - Egress permissions, one per port range and destination, in the format of RV(groups[].ingress).
+        - Also returned for a group without O(groups[].egress), whose egress rules were left alone.
+      type: list
+      elements: dict
+      sample:
+        - {proto: tcp, from_port: 8080, to_port: 8080, group_id: sg-0123456789abcdef1,
+           group_name: airflow-nodes, rule_desc: api-server targets}
     tags:
       description: Tags of the group.
       type: dict
@@ -212,7 +250,7 @@ group_ids:
   type: dict
   sample: {"airflow-alb": "sg-0123456789abcdef0"}
 diff:
-  description: Per group name, its name, description, ingress rules as strings and tags, before and after.
+  description: Per group name, its name, description, ingress and egress rules as strings and tags, before and after.
   returned: in diff mode
   type: dict
   sample:
@@ -222,6 +260,7 @@ diff:
         name: airflow-alb
         description: Load balancer
         rules: ["tcp 443 from 0.0.0.0/0 (Listeners)"]
+        egress: ["tcp 8080 to group airflow-nodes (api-server targets)"]
         tags: {Name: airflow-alb}
 """
 
@@ -253,6 +292,15 @@ NEW = "new:"  # prefix of the stand-in id of a group that does not exist yet (ch
 Permission = tuple[str, int | None, int | None, str, str]
 Rules = dict[Permission, str]
 
+# The rule directions: the option that lists a group's rules, the DescribeSecurityGroups key that holds
+# them, the preposition of their readable form and the suffix of their EC2 operations.
+DIRECTIONS = {
+    "ingress": {"option": "rules", "key": "IpPermissions", "to": "from", "api": "ingress"},
+    "egress": {"option": "egress", "key": "IpPermissionsEgress", "to": "to", "api": "egress"},
+}
+# The egress rule AWS creates every security group of a VPC with: all traffic to 0.0.0.0/0.
+DEFAULT_EGRESS: Rules = {("-1", None, None, "cidr_ip", "0.0.0.0/0"): ""}
+
 
 def argument_spec() -> dict[str, Any]:
     rule = dict(
@@ -267,6 +315,7 @@ def argument_spec() -> dict[str, Any]:
         name=dict(type="str", required=True),
         description=dict(type="str"),
         rules=dict(type="list", elements="dict", options=rule),
+        egress=dict(type="list", elements="dict", options=rule),
         tags=dict(type="dict"),
     )
     return dict(
@@ -327,11 +376,13 @@ def normalize_cidr(module: AnsibleAWSModule, where: str, cidr: str) -> tuple[str
     return ("cidr_ip" if network.version == 4 else "cidr_ipv6"), str(network)
 
 
-def desired_rules(module: AnsibleAWSModule, group: dict, resolve: dict[str, str], vpc_id: str) -> Rules:
-    """The permissions a group's rules expand to; `resolve` maps group names to ids (or stand-ins)."""
+def desired_rules(module: AnsibleAWSModule, group: dict, direction: str, resolve: dict[str, str], vpc_id: str) -> Rules:
+    """The permissions a group's rules of one direction expand to; `resolve` maps group names to ids (or
+    stand-ins)."""
     rules: Rules = {}
-    for index, rule in enumerate(group["rules"] or []):
-        where = f"Rule {index + 1} of security group '{group['name']}'"
+    label = "Rule" if direction == "ingress" else "Egress rule"
+    for index, rule in enumerate(group[DIRECTIONS[direction]["option"]] or []):
+        where = f"{label} {index + 1} of security group '{group['name']}'"
         proto = normalize_proto(rule["proto"])
         sources = []
         for cidr in (rule["cidr_ip"] or []) + (rule["cidr_ipv6"] or []):
@@ -345,14 +396,15 @@ def desired_rules(module: AnsibleAWSModule, group: dict, resolve: dict[str, str]
                 )
             sources.append(("group", resolve[name]))
         if not sources:
-            module.fail_json(msg=f"{where} has no source: set cidr_ip, cidr_ipv6 or group_name")
+            what = "source" if direction == "ingress" else "destination"
+            module.fail_json(msg=f"{where} has no {what}: set cidr_ip, cidr_ipv6 or group_name")
         description = rule["rule_desc"] or ""
         for low, high in port_ranges(module, where, proto, rule["ports"]):
             for kind, target in sources:
                 permission = (proto, low, high, kind, target)
                 if rules.get(permission, description) != description:
                     module.fail_json(
-                        msg=f"{where}: {readable(permission, '', {})} is also listed with description "
+                        msg=f"{where}: {readable(permission, '', {}, direction)} is also listed with description "
                         f"'{rules[permission]}'; a permission has one description"
                     )
                 rules[permission] = description
@@ -402,8 +454,8 @@ def sort_key(item: tuple) -> tuple:
     return (proto, -2 if low is None else low, -2 if high is None else high, kind, target)
 
 
-def readable(permission: Permission, description: str, names: dict[str, str]) -> str:
-    """`tcp 8080 from group airflow-alb (api-server)` and the like, for the diff."""
+def readable(permission: Permission, description: str, names: dict[str, str], direction: str = "ingress") -> str:
+    """`tcp 8080 from group airflow-alb (api-server)`, `tcp 443 to 0.0.0.0/0` and the like, for the diff."""
     proto, low, high, kind, target = permission
     if proto == "-1":
         what = "all traffic"
@@ -419,11 +471,11 @@ def readable(permission: Permission, description: str, names: dict[str, str]) ->
         source = f"prefix list {target}"
     else:
         source = target
-    return f"{what} from {source}" + (f" ({description})" if description else "")
+    return f"{what} {DIRECTIONS[direction]['to']} {source}" + (f" ({description})" if description else "")
 
 
-def ingress_view(rules: Rules, names: dict[str, str]) -> list[dict]:
-    """The permissions as returned in `groups[].ingress`."""
+def rules_view(rules: Rules, names: dict[str, str]) -> list[dict]:
+    """The permissions as returned in `groups[].ingress` and `groups[].egress`."""
     view = []
     for (proto, low, high, kind, target), description in sorted(rules.items(), key=sort_key):
         item: dict[str, Any] = {"proto": proto, "from_port": low, "to_port": high}
@@ -461,51 +513,71 @@ def describe_groups(module: AnsibleAWSModule, client: Any, vpc_id: str, names: l
 # --- present -------------------------------------------------------------------------------------
 
 
-def group_view(name: str, description: str, rules: Rules, tags: dict, names: dict[str, str]) -> dict:
+def group_view(name: str, description: str, rules: dict[str, Rules], tags: dict, names: dict[str, str]) -> dict:
+    """A group in the diff; `rules` maps each direction to its permissions."""
+
+    def lines(direction: str) -> list[str]:
+        return [readable(p, d, names, direction) for p, d in sorted(rules[direction].items(), key=sort_key)]
+
     return {
         "name": name,
         "description": description,
-        "rules": [readable(p, d, names) for p, d in sorted(rules.items(), key=sort_key)],
+        "rules": lines("ingress"),
+        "egress": lines("egress"),
         "tags": tags,
     }
 
 
-def plan(module: AnsibleAWSModule, found: dict[str, dict], ids: dict[str, str]) -> list[dict]:
-    """What to do for each listed group, given the groups found and the name -> id (or stand-in) map."""
+def rules_of(group: dict) -> dict[str, Rules]:
+    """Per direction, the permissions of a group as DescribeSecurityGroups returns it."""
+    return {direction: current_rules(group.get(spec["key"]) or []) for direction, spec in DIRECTIONS.items()}
+
+
+def rule_changes(current: Rules, desired: Rules | None, purge: bool) -> dict[str, Rules]:
+    """What to authorize, redescribe and revoke to go from `current` to `desired` (None: leave alone)."""
+    if desired is None:
+        return {"current": current, "add": {}, "redescribe": {}, "revoke": {}, "after": current}
+    add = {p: d for p, d in desired.items() if p not in current}
+    redescribe = {p: d for p, d in desired.items() if p in current and current[p] != d}
+    revoke = {p: d for p, d in current.items() if p not in desired} if purge else {}
+    after = {p: d for p, d in current.items() if p not in revoke} | add | redescribe
+    return {"current": current, "add": add, "redescribe": redescribe, "revoke": revoke, "after": after}
+
+
+def plan(
+    module: AnsibleAWSModule, found: dict[str, dict], ids: dict[str, str], created: dict[str, dict] | None = None
+) -> list[dict]:
+    """What to do for each listed group, given the groups found, the name -> id (or stand-in) map and the
+    groups created in this run as read back (a group still to create has no ingress and AWS's default egress)."""
     params = module.params
     steps = []
     for group in params["groups"]:
         existing = found.get(group["name"])
-        current = current_rules(existing["IpPermissions"] if existing else [])
-        desired = desired_rules(module, group, ids, params["vpc_id"]) if group["rules"] is not None else None
-        add, revoke, redescribe = {}, {}, {}
-        if desired is not None:
-            add = {p: d for p, d in desired.items() if p not in current}
-            redescribe = {p: d for p, d in desired.items() if p in current and current[p] != d}
-            if params["purge_rules"]:
-                revoke = {p: d for p, d in current.items() if p not in desired}
+        read = existing or (created or {}).get(group["name"])
+        current = rules_of(read) if read else {"ingress": {}, "egress": dict(DEFAULT_EGRESS)}
+        rules = {}
+        for direction, spec in DIRECTIONS.items():
+            given = group[spec["option"]] is not None
+            desired = desired_rules(module, group, direction, ids, params["vpc_id"]) if given else None
+            rules[direction] = rule_changes(current[direction], desired, params["purge_rules"])
         tags_before = tags_of(existing) if existing else {}
         wanted = {k: str(v) for k, v in group["tags"].items()} if group["tags"] is not None else None
         to_set, to_unset = (
             compare_aws_tags(tags_before, wanted, params["purge_tags"]) if wanted is not None else ({}, [])
         )
         tags_after = {k: v for k, v in tags_before.items() if k not in to_unset} | to_set
-        rules_after = {p: d for p, d in current.items() if p not in revoke} | add | redescribe
+        rules_changed = any(changes[key] for changes in rules.values() for key in ("add", "redescribe", "revoke"))
         steps.append(
             dict(
                 group=group,
                 existing=existing,
                 description=existing["Description"] if existing else group["description"],
-                current=current,
-                add=add,
-                revoke=revoke,
-                redescribe=redescribe,
+                rules=rules,
                 to_set=to_set,
                 to_unset=to_unset,
                 tags_before=tags_before,
                 tags_after=tags_after,
-                rules_after=rules_after,
-                changed=not existing or bool(add or revoke or redescribe or to_set or to_unset),
+                changed=not existing or rules_changed or bool(to_set or to_unset),
             )
         )
     return steps
@@ -534,59 +606,66 @@ def create_groups(module: AnsibleAWSModule, client: Any, steps: list[dict]) -> d
     return created
 
 
-# The rule changes of a group, in order: (step key, EC2 operation, what a failure says it failed to do).
-RULE_OPERATIONS = (
-    # Revoke with the current descriptions: some emulators only match a group pair with them.
-    ("revoke", "revoke_security_group_ingress", "revoke ingress rules of"),
-    ("add", "authorize_security_group_ingress", "authorize ingress rules on"),
-    ("redescribe", "update_security_group_rule_descriptions_ingress", "update ingress rule descriptions of"),
+# The rule changes of every group, in this order: every missing rule is authorized (all groups) before
+# any description is updated and before any rule is revoked, so that a rule being replaced, even by a
+# rule of another group of the same resource, never leaves a window without one. Descriptions are only
+# updated in place: AWS has no case where a description change needs a revoke.
+RULE_PHASES = (
+    ("add", "authorize_security_group_{}", "authorize {} rules on"),
+    ("redescribe", "update_security_group_rule_descriptions_{}", "update the {} rule descriptions of"),
+    # With the current descriptions: moto only matches a group pair with them.
+    ("revoke", "revoke_security_group_{}", "revoke {} rules of"),
 )
 
 
-def apply_rules(module: AnsibleAWSModule, client: Any, group_id: str, name: str, step: dict) -> None:
-    for key, operation, what in RULE_OPERATIONS:
-        if step[key]:
-            message = f"Failed to {what} security group '{name}' ({group_id})"
-            call(module, client, operation, message, GroupId=group_id, IpPermissions=ip_permissions(step[key]))
+def apply_rules(module: AnsibleAWSModule, client: Any, ids: dict[str, str], steps: list[dict]) -> None:
+    for key, operation, what in RULE_PHASES:
+        for step in steps:
+            name = step["group"]["name"]
+            for direction, spec in DIRECTIONS.items():
+                permissions = step["rules"][direction][key]
+                if permissions:
+                    message = f"Failed to {what.format(direction)} security group '{name}' ({ids[name]})"
+                    call(
+                        module,
+                        client,
+                        operation.format(spec["api"]),
+                        message,
+                        GroupId=ids[name],
+                        IpPermissions=ip_permissions(permissions),
+                    )
 
 
-def fix_descriptions(module: AnsibleAWSModule, client: Any, found: dict[str, dict], steps: list[dict]) -> bool:
-    """Revoke and authorize again the permissions whose new description the API did not apply."""
-    fixed = False
+def warn_unapplied(module: AnsibleAWSModule, after: dict[str, dict], steps: list[dict], names: dict[str, str]) -> None:
+    """Warn about the description updates EC2 accepted but does not report (moto ignores some)."""
     for step in steps:
-        if not step["redescribe"]:
-            continue
-        group = found[step["group"]["name"]]
-        now = current_rules(group["IpPermissions"])
-        stale = {p: d for p, d in step["redescribe"].items() if p in now and now[p] != d}
-        if not stale:
-            continue
-        name, group_id = group["GroupName"], group["GroupId"]
-        call(
-            module,
-            client,
-            "revoke_security_group_ingress",
-            f"Failed to revoke ingress rules of security group '{name}' ({group_id}) to change their descriptions",
-            GroupId=group_id,
-            IpPermissions=ip_permissions({p: now[p] for p in stale}),
-        )
-        call(
-            module,
-            client,
-            "authorize_security_group_ingress",
-            f"Failed to authorize ingress rules on security group '{name}' ({group_id}) with new descriptions",
-            GroupId=group_id,
-            IpPermissions=ip_permissions(stale),
-        )
-        fixed = True
-    return fixed
+        group = after[step["group"]["name"]]
+        now = rules_of(group)
+        for direction in DIRECTIONS:
+            stale = [
+                readable(p, d, names, direction)
+                for p, d in sorted(step["rules"][direction]["redescribe"].items(), key=sort_key)
+                if p in now[direction] and now[direction][p] != d
+            ]
+            if stale:
+                module.warn(
+                    f"Security group '{group['GroupName']}' ({group['GroupId']}): EC2 accepted the new description of "
+                    f"{len(stale)} {direction} rule(s) but still reports the old one: {'; '.join(stale)}. The rules "
+                    "were left in place (a description change never revokes a rule); the next run tries again."
+                )
 
 
 def ensure_present(module: AnsibleAWSModule, client: Any) -> dict:
     params = module.params
     vpc_id = params["vpc_id"]
     listed = [group["name"] for group in params["groups"]]
-    referenced = [r["group_name"] for g in params["groups"] for r in g["rules"] or [] if r["group_name"]]
+    referenced = [
+        rule["group_name"]
+        for group in params["groups"]
+        for option in ("rules", "egress")
+        for rule in group[option] or []
+        if rule["group_name"]
+    ]
     found = describe_groups(module, client, vpc_id, listed + referenced)
 
     for group in params["groups"]:
@@ -607,32 +686,38 @@ def ensure_present(module: AnsibleAWSModule, client: Any) -> dict:
     ids.update({name: NEW + name for name in listed if name not in found})
     steps = plan(module, found, ids)
     changed = any(step["changed"] for step in steps)
+    names = {group_id: name for name, group_id in ids.items()}
 
     if changed and not module.check_mode:
-        ids.update(create_groups(module, client, steps))
-        steps = plan(module, found, ids)  # new groups: no ingress rule yet, tags set at creation
+        new_ids = create_groups(module, client, steps)
+        ids.update(new_ids)
+        names = {group_id: name for name, group_id in ids.items()}
+        # A new group that lists its egress: read the egress rules AWS created it with, to revoke them.
+        egress_given = [s["group"]["name"] for s in steps if not s["existing"] and s["group"]["egress"] is not None]
+        created = describe_groups(module, client, vpc_id, egress_given)
+        steps = plan(module, found, ids, created)
+        apply_rules(module, client, ids, steps)
         for step in steps:
-            name = step["group"]["name"]
-            apply_rules(module, client, ids[name], name, step)
             if step["existing"]:
+                name = step["group"]["name"]
                 apply_tags(module, client, ids[name], f"security group '{name}'", step)
         after = describe_groups(module, client, vpc_id, listed)
-        if fix_descriptions(module, client, after, steps):
-            after = describe_groups(module, client, vpc_id, listed)
+        warn_unapplied(module, after, steps, names)
     else:
         after = None
 
-    names = {group_id: name for name, group_id in ids.items()}
     result_groups, diff_before, diff_after = [], {}, {}
     for step in steps:
         name = step["group"]["name"]
         if step["existing"]:
-            diff_before[name] = group_view(name, step["description"], step["current"], step["tags_before"], names)
+            before = {direction: changes["current"] for direction, changes in step["rules"].items()}
+            diff_before[name] = group_view(name, step["description"], before, step["tags_before"], names)
         if after is not None:
             group = after[name]
-            rules, tags, description = current_rules(group["IpPermissions"]), tags_of(group), group["Description"]
+            rules, tags, description = rules_of(group), tags_of(group), group["Description"]
         else:
-            rules, tags, description = step["rules_after"], step["tags_after"], step["description"]
+            rules = {direction: changes["after"] for direction, changes in step["rules"].items()}
+            tags, description = step["tags_after"], step["description"]
         diff_after[name] = group_view(name, description, rules, tags, names)
         group_id = ids[name]
         result_groups.append(
@@ -640,7 +725,8 @@ def ensure_present(module: AnsibleAWSModule, client: Any) -> dict:
                 "name": name,
                 "group_id": None if group_id.startswith(NEW) else group_id,
                 "description": description,
-                "ingress": ingress_view(rules, names),
+                "ingress": rules_view(rules["ingress"], names),
+                "egress": rules_view(rules["egress"], names),
                 "tags": tags,
             }
         )
@@ -671,9 +757,7 @@ def ensure_absent(module: AnsibleAWSModule, client: Any) -> dict:
         names = {group["GroupId"]: group["GroupName"] for group in doomed}
         result["diff"] = {
             "before": {
-                g["GroupName"]: group_view(
-                    g["GroupName"], g["Description"], current_rules(g["IpPermissions"]), tags_of(g), names
-                )
+                g["GroupName"]: group_view(g["GroupName"], g["Description"], rules_of(g), tags_of(g), names)
                 for g in reversed(doomed)
             },
             "after": {},
