@@ -21,8 +21,12 @@ description:
     (C(ModifySubnetAttribute)) and the tags are synced (C(CreateTags), C(DeleteTags)).
   - A subnet cannot move to another availability zone. When a subnet with the CIDR block exists in another
     zone than O(subnets[].az), the run fails before anything is changed.
-  - With O(state=absent) the listed subnets that exist are deleted, or with O(all_in_vpc=true) every
-    subnet of the VPC. Subnets that do not exist are ignored.
+  - With O(state=absent) the listed subnets that exist are deleted. Subnets that do not exist are ignored.
+  - With O(purge_owned_by), the subnets of the VPC that carry all its tags (the caller's ownership tags, such
+    as the stack tag) and that O(subnets) does not list are deleted too, with either state; with
+    O(state=present) before the missing listed subnets are created (so that a new CIDR block may overlap a
+    purged one), with O(state=absent) along with the listed ones. A subnet without those tags is never
+    deleted that way.
 author:
   - airflow-ecs project
 options:
@@ -66,12 +70,15 @@ options:
       - Has no effect on a subnet whose O(subnets[].tags) is not given.
     type: bool
     default: true
-  all_in_vpc:
+  purge_owned_by:
     description:
-      - With O(state=absent), delete every subnet of the VPC instead of the listed ones.
-      - Only valid with O(state=absent), and without O(subnets).
-    type: bool
-    default: false
+      - The tags (key and value) that mark the subnets of the VPC the caller owns, for example the stack tag
+        C(airflow-ecs:stack=airflow). Every subnet of the VPC that has all these tags and is not listed in
+        O(subnets) (by CIDR block) is deleted.
+      - A subnet that lacks one of these tags (made by another tool or by hand) is never deleted this way.
+      - Must name at least one tag; V({}) fails the run, as it would own every subnet of the VPC.
+      - When not given, no subnet is deleted besides, with O(state=absent), the listed ones.
+    type: dict
   state:
     description:
       - Whether the subnets should exist.
@@ -81,10 +88,11 @@ options:
     default: present
 notes:
   - Supports check mode and diff mode. In check mode nothing is changed; RV(subnets) shows the subnets as
-    they would be, with a null RV(subnets[].id) for a subnet that would be created. The diff has one entry
-    per CIDR block (id, zone, public IP setting, tags).
+    they would be, with a null RV(subnets[].id) for a subnet that would be created, and RV(deleted) the
+    subnets that would be deleted. The diff has one entry per CIDR block (id, zone, public IP setting, tags).
   - Deleting a subnet that still holds network interfaces (tasks, NAT gateways, load balancers, databases)
-    fails with a message naming the subnet; the subnets deleted before stay deleted.
+    fails with a message naming the subnet; the subnets deleted before stay deleted (with O(state=present),
+    no listed subnet has been created or changed yet).
   - IPv6 blocks and the other subnet attributes are not managed.
 extends_documentation_fragment:
   - amazon.aws.common.modules
@@ -109,10 +117,20 @@ EXAMPLES = r"""
   ansible.builtin.debug:
     msg: "{{ __subnets.subnets | map(attribute='id') }}"
 
-- name: Delete every subnet of the VPC
+- name: Keep only the public subnets of the stack (its other subnets, such as private-a, go)
   ec2_vpc_subnets:
     vpc_id: "{{ vpc_id }}"
-    all_in_vpc: true
+    subnets:
+      - {cidr: 10.0.0.0/24, az: us-east-1a, map_public: true, tags: {Name: public-a, airflow-ecs:stack: airflow}}
+      - {cidr: 10.0.1.0/24, az: us-east-1b, map_public: true, tags: {Name: public-b, airflow-ecs:stack: airflow}}
+    purge_owned_by:
+      airflow-ecs:stack: airflow
+
+- name: Delete every subnet of the stack, even after a half-finished deploy (other subnets stay)
+  ec2_vpc_subnets:
+    vpc_id: "{{ vpc_id }}"
+    purge_owned_by:
+      airflow-ecs:stack: airflow
     state: absent
 """
 
@@ -145,8 +163,18 @@ subnets:
       description: Tags of the subnet.
       type: dict
       sample: {"Name": "public-a"}
+deleted:
+  description:
+    - The subnets deleted (in check mode, that would be), as C(id) and C(cidr); with O(state=absent) the
+      listed ones, and with O(purge_owned_by) the owned ones not listed.
+  returned: always
+  type: list
+  elements: dict
+  sample: [{id: subnet-0123456789abcdef0, cidr: 10.0.10.0/24}]
 diff:
-  description: Per CIDR block, the subnet's id, zone, public IP setting and tags, before and after.
+  description:
+    - Per CIDR block, the subnet's id, zone, public IP setting and tags, before and after. A deleted subnet is
+      only in C(before).
   returned: in diff mode
   type: dict
   sample:
@@ -186,7 +214,7 @@ def argument_spec() -> dict[str, Any]:
         vpc_id=dict(type="str", required=True),
         subnets=dict(type="list", elements="dict", options=subnet, default=[]),
         purge_tags=dict(type="bool", default=True),
-        all_in_vpc=dict(type="bool", default=False),
+        purge_owned_by=dict(type="dict"),
         state=dict(type="str", choices=["present", "absent"], default="present"),
     )
 
@@ -212,6 +240,31 @@ def subnet_view(subnet: dict) -> dict[str, Any]:
         "map_public": bool(subnet.get("MapPublicIpOnLaunch")),
         "tags": tags_of(subnet),
     }
+
+
+def owner_tags(module: AnsibleAWSModule) -> dict[str, str] | None:
+    """The tags that mark the caller's subnets (purge_owned_by), values as strings; None when not given."""
+    tags = module.params["purge_owned_by"]
+    return None if tags is None else {key: str(value) for key, value in tags.items()}
+
+
+def is_owned(subnet: dict, owner: dict[str, str]) -> bool:
+    """Whether the subnet carries every owner tag; no subnet is owned by an empty set of tags."""
+    tags = tags_of(subnet)
+    return bool(owner) and all(tags.get(key) == value for key, value in owner.items())
+
+
+def owned_unlisted(module: AnsibleAWSModule, found: dict[str, dict]) -> list[dict]:
+    """The subnets purge_owned_by deletes, by CIDR block: carrying every owner tag, not in `subnets`."""
+    owner = owner_tags(module)
+    if owner is None:
+        return []
+    listed = {subnet["cidr"] for subnet in module.params["subnets"]}
+    return [
+        found[cidr]
+        for cidr in sorted(found, key=ipaddress.ip_network)
+        if cidr not in listed and is_owned(found[cidr], owner)
+    ]
 
 
 def normalize_cidr(module: AnsibleAWSModule, cidr: str) -> str:
@@ -337,10 +390,14 @@ def apply_changes(module: AnsibleAWSModule, client: Any, step: dict, subnet_id: 
 def ensure_present(module: AnsibleAWSModule, client: Any) -> dict:
     found = describe_subnets(module, client, module.params["vpc_id"])
     steps = plan(module, found)
-    changed = any(step["changed"] for step in steps)
+    purged = owned_unlisted(module, found)
+    changed = any(step["changed"] for step in steps) or bool(purged)
 
     created: dict[str, dict] = {}
     if changed and not module.check_mode:
+        # First, so that a new CIDR block may overlap a purged one; the subnets gone already do not count.
+        purged = delete_subnets(module, client, purged)
+        changed = any(step["changed"] for step in steps) or bool(purged)
         created = create_subnets(module, client, steps)
         for step in steps:
             if not step["changed"]:
@@ -362,32 +419,31 @@ def ensure_present(module: AnsibleAWSModule, client: Any) -> dict:
         view = {"id": subnet_id, "az": az, "map_public": step["map_public"], "tags": step["tags_after"]}
         diff_after[cidr] = view
         result_subnets.append({"id": subnet_id, "cidr": cidr, **{k: v for k, v in view.items() if k != "id"}})
-    result: dict[str, Any] = {"changed": changed, "subnets": result_subnets}
+    result: dict[str, Any] = {"changed": changed, "subnets": result_subnets, "deleted": deleted_view(purged)}
     if module._diff:
-        result["diff"] = {"before": diff_before, "after": diff_after}
+        result["diff"] = {"before": diff_before | deleted_diff(purged), "after": diff_after}
     return result
 
 
-# --- absent --------------------------------------------------------------------------------------
+# --- deleting: state=absent and purge_owned_by ---------------------------------------------------
 
 
-def ensure_absent(module: AnsibleAWSModule, client: Any) -> dict:
+def deleted_view(subnets: list[dict]) -> list[dict]:
+    return [{"id": s["SubnetId"], "cidr": s["CidrBlock"]} for s in subnets]
+
+
+def deleted_diff(subnets: list[dict]) -> dict[str, dict]:
+    """The diff's `before` entries of deleted subnets, by CIDR block."""
+    return {s["CidrBlock"]: subnet_view(s) for s in subnets}
+
+
+def delete_subnets(module: AnsibleAWSModule, client: Any, doomed: list[dict]) -> list[dict]:
+    """Delete the subnets in order; returns those deleted (not those gone already). Stops at the first failure."""
     vpc_id = module.params["vpc_id"]
-    found = describe_subnets(module, client, vpc_id)
-    if module.params["all_in_vpc"]:
-        doomed = [found[cidr] for cidr in sorted(found, key=ipaddress.ip_network)]
-    else:
-        doomed = [found[s["cidr"]] for s in module.params["subnets"] if s["cidr"] in found]
-    result: dict[str, Any] = {"changed": bool(doomed), "subnets": []}
-    if module._diff:
-        result["diff"] = {"before": {s["CidrBlock"]: subnet_view(s) for s in doomed}, "after": {}}
-    if not doomed or module.check_mode:
-        return result
-
-    deleted = 0
+    deleted: list[dict] = []
     for subnet in doomed:
         subnet_id, cidr = subnet["SubnetId"], subnet["CidrBlock"]
-        deleted += delete(
+        if delete(
             module,
             client,
             "delete_subnet",
@@ -397,19 +453,34 @@ def ensure_absent(module: AnsibleAWSModule, client: Any) -> dict:
             "still running in it)",
             changed=bool(deleted),
             SubnetId=subnet_id,
-        )
-    result["changed"] = bool(deleted)
+        ):
+            deleted.append(subnet)
+    return deleted
+
+
+def ensure_absent(module: AnsibleAWSModule, client: Any) -> dict:
+    found = describe_subnets(module, client, module.params["vpc_id"])
+    doomed = [found[s["cidr"]] for s in module.params["subnets"] if s["cidr"] in found]
+    doomed += owned_unlisted(module, found)
+    result: dict[str, Any] = {"changed": bool(doomed), "subnets": [], "deleted": deleted_view(doomed)}
+    if module._diff:
+        result["diff"] = {"before": deleted_diff(doomed), "after": {}}
+    if not doomed or module.check_mode:
+        return result
+    deleted = delete_subnets(module, client, doomed)
+    result["changed"], result["deleted"] = bool(deleted), deleted_view(deleted)
     return result
 
 
 def main() -> None:
     module = AnsibleAWSModule(argument_spec=argument_spec(), supports_check_mode=True)
     params = module.params
-    if params["all_in_vpc"]:
-        if params["state"] != "absent":
-            module.fail_json(msg="all_in_vpc=true is only valid with state=absent")
-        if params["subnets"]:
-            module.fail_json(msg="all_in_vpc=true deletes every subnet of the VPC: do not list subnets with it")
+    if params["purge_owned_by"] == {}:
+        module.fail_json(
+            msg="purge_owned_by names no tag: give the tags that mark the subnets this run owns (such as the "
+            "stack tag airflow-ecs:stack); with none, every subnet of the VPC would count as owned. "
+            "Nothing was changed."
+        )
     for subnet in params["subnets"]:
         subnet["cidr"] = normalize_cidr(module, subnet["cidr"])
     fail_on_repeats(module, "subnets", "CIDR block", [subnet["cidr"] for subnet in params["subnets"]])

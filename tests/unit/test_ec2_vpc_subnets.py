@@ -23,6 +23,7 @@ from in_use import InUseClient, ModuleFailed, StubModule
 MODULE = "ec2_vpc_subnets"
 AZ_A, AZ_B = "us-east-1a", "us-east-1b"
 PUBLIC_A, PUBLIC_B, PRIVATE_A, PRIVATE_B = "10.20.0.0/24", "10.20.1.0/24", "10.20.10.0/24", "10.20.11.0/24"
+STACK = {"airflow-ecs:stack": "t"}
 
 
 @pytest.fixture(scope="module")
@@ -57,9 +58,9 @@ def recorded_actions(emulator: Emulator) -> Counter[str]:
 
 
 def subnets_args(vpc_id: str, **overrides: Any) -> dict[str, Any]:
-    """2 public + 2 private subnets in 2 AZs; map_public on the first one only."""
+    """2 public + 2 private subnets in 2 AZs, with the stack tag; map_public on the first one only."""
     subnets = [
-        {"cidr": cidr, "az": az, "tags": {"Name": f"t-{tier}-{az}", "tier": tier, "stack": "t"}}
+        {"cidr": cidr, "az": az, "tags": {"Name": f"t-{tier}-{az}", "tier": tier, **STACK}}
         for tier, az, cidr in (
             ("public", AZ_A, PUBLIC_A),
             ("public", AZ_B, PUBLIC_B),
@@ -101,7 +102,7 @@ def test_create_check_mode_and_idempotence(clean_emulator: Emulator, vpc_id: str
         "cidr": PUBLIC_A,
         "az": AZ_A,
         "map_public": True,
-        "tags": {"Name": f"t-public-{AZ_A}", "tier": "public", "stack": "t"},
+        "tags": {"Name": f"t-public-{AZ_A}", "tier": "public", **STACK},
     }
     assert planned["diff"]["before"] == {}
     assert set(planned["diff"]["after"]) == {PUBLIC_A, PUBLIC_B, PRIVATE_A, PRIVATE_B}
@@ -121,6 +122,7 @@ def test_create_check_mode_and_idempotence(clean_emulator: Emulator, vpc_id: str
     assert [s["id"] for s in created["subnets"]] == [aws[c]["id"] for c in (PUBLIC_A, PUBLIC_B, PRIVATE_A, PRIVATE_B)]
     assert [s["map_public"] for s in created["subnets"]] == [True, False, False, False]
     assert created["diff"]["after"][PRIVATE_B]["id"] == aws[PRIVATE_B]["id"]
+    assert created["deleted"] == []
 
     reset_recording(clean_emulator)
     again = run_module(MODULE, args, env=env, diff=True)
@@ -141,7 +143,7 @@ def test_tags_and_map_public_are_synced_in_place(clean_emulator: Emulator, vpc_i
     public_a, public_b, private_a, private_b = changed_args["subnets"]
     public_a["map_public"] = False
     public_b["map_public"] = True
-    private_a["tags"] = {"Name": "renamed", "owner": "me"}  # `tier` and `stack` purged, `owner` added
+    private_a["tags"] = {"Name": "renamed", "owner": "me"}  # `tier` and the stack tag purged, `owner` added
     del private_b["tags"]  # not given: left alone
     preview = run_module(MODULE, changed_args, env=env, check=True, diff=True)
     assert preview["changed"] is True, preview
@@ -149,7 +151,7 @@ def test_tags_and_map_public_are_synced_in_place(clean_emulator: Emulator, vpc_i
     assert preview["diff"]["before"][PRIVATE_A]["tags"] == {
         "Name": f"t-private-{AZ_A}",
         "tier": "private",
-        "stack": "t",
+        **STACK,
     }
     assert preview["diff"]["after"][PRIVATE_A]["tags"] == {"Name": "renamed", "owner": "me"}
     assert [s["map_public"] for s in preview["subnets"]] == [False, True, False, False]
@@ -204,45 +206,150 @@ def test_az_mismatch_and_bad_input_are_refused_before_any_change(clean_emulator:
     ):
         bad = run_module(MODULE, {"vpc_id": vpc_id, "subnets": subnets}, env=env)
         assert bad.get("failed") is True and message in bad["msg"], bad
-    both = run_module(MODULE, {"vpc_id": vpc_id, "all_in_vpc": True}, env=env)
-    assert both.get("failed") is True and "only valid with state=absent" in both["msg"], both
     assert in_aws(clean_emulator, vpc_id) == aws
 
 
-def test_absent_listed_then_all_in_vpc(clean_emulator: Emulator, vpc_id: str) -> None:
+def make_subnet(emulator: Emulator, vpc_id: str, cidr: str, tags: dict[str, str]) -> str:
+    """A subnet made by hand (another owner's, as far as the module knows, unless it has the stack tag)."""
+    spec = [{"ResourceType": "subnet", "Tags": [{"Key": k, "Value": v} for k, v in tags.items()]}] if tags else []
+    ec2 = emulator.client("ec2")
+    return ec2.create_subnet(VpcId=vpc_id, CidrBlock=cidr, AvailabilityZone=AZ_A, TagSpecifications=spec)["Subnet"][
+        "SubnetId"
+    ]
+
+
+def test_absent_listed_subnets(clean_emulator: Emulator, vpc_id: str) -> None:
     env = clean_emulator.env()
-    ec2 = clean_emulator.client("ec2")
     run_module(MODULE, subnets_args(vpc_id), env=env)
-    other_vpc = ec2.create_vpc(CidrBlock="10.20.0.0/16")["Vpc"]["VpcId"]
-    other = ec2.create_subnet(VpcId=other_vpc, CidrBlock=PUBLIC_A, AvailabilityZone=AZ_A)["Subnet"]["SubnetId"]
     aws = in_aws(clean_emulator, vpc_id)
 
     listed = {"vpc_id": vpc_id, "subnets": [{"cidr": PUBLIC_A}, {"cidr": "10.20.99.0/24"}], "state": "absent"}
     plan = run_module(MODULE, listed, env=env, check=True, diff=True)
     assert plan["changed"] is True, plan
     assert plan["diff"] == {"before": {PUBLIC_A: {**aws[PUBLIC_A]}}, "after": {}}
+    assert plan["deleted"] == [{"id": aws[PUBLIC_A]["id"], "cidr": PUBLIC_A}]
     assert in_aws(clean_emulator, vpc_id) == aws
     deleted = run_module(MODULE, listed, env=env)
     assert deleted["changed"] is True, deleted
     assert deleted["subnets"] == []
+    assert deleted["deleted"] == [{"id": aws[PUBLIC_A]["id"], "cidr": PUBLIC_A}]
     assert set(in_aws(clean_emulator, vpc_id)) == {PUBLIC_B, PRIVATE_A, PRIVATE_B}
-    assert run_module(MODULE, listed, env=env)["changed"] is False
+    again = run_module(MODULE, listed, env=env)
+    assert again["changed"] is False, again
+    assert again["deleted"] == []
 
-    everything = {"vpc_id": vpc_id, "all_in_vpc": True, "state": "absent"}
-    plan = run_module(MODULE, everything, env=env, check=True, diff=True)
-    assert plan["changed"] is True
-    assert list(plan["diff"]["before"]) == [PUBLIC_B, PRIVATE_A, PRIVATE_B]
+
+def test_absent_by_owner_tags_deletes_only_the_stack_subnets(clean_emulator: Emulator, vpc_id: str) -> None:
+    env = clean_emulator.env()
+    ec2 = clean_emulator.client("ec2")
+    run_module(MODULE, subnets_args(vpc_id), env=env)
+    ours = in_aws(clean_emulator, vpc_id)
+    # Subnets of other owners in the same VPC stay: made by hand (named, and untagged), another stack's.
+    make_subnet(clean_emulator, vpc_id, "10.20.20.0/24", {"Name": "by-hand"})
+    make_subnet(clean_emulator, vpc_id, "10.20.21.0/24", {})
+    make_subnet(clean_emulator, vpc_id, "10.20.22.0/24", {"Name": "foreign", "airflow-ecs:stack": "u"})
+    theirs = {cidr: s for cidr, s in in_aws(clean_emulator, vpc_id).items() if cidr not in ours}
+    assert set(theirs) == {"10.20.20.0/24", "10.20.21.0/24", "10.20.22.0/24"}
+    # The same CIDR block with the stack tag in another VPC: not in this VPC, so untouched.
+    other_vpc = ec2.create_vpc(CidrBlock="10.20.0.0/16")["Vpc"]["VpcId"]
+    other = make_subnet(clean_emulator, other_vpc, PUBLIC_A, STACK)
+    absent = {"vpc_id": vpc_id, "purge_owned_by": STACK, "state": "absent"}
+
     reset_recording(clean_emulator)
-    assert run_module(MODULE, everything, env=env)["changed"] is True
-    assert recorded_actions(clean_emulator) == {"DescribeSubnets": 1, "DeleteSubnet": 3}
-    assert in_aws(clean_emulator, vpc_id) == {}
-    assert in_aws(clean_emulator, other_vpc)[PUBLIC_A]["id"] == other  # same CIDR in another VPC: untouched
-    reset_recording(clean_emulator)
-    assert run_module(MODULE, everything, env=env)["changed"] is False
+    plan = run_module(MODULE, absent, env=env, check=True, diff=True)
+    assert plan["changed"] is True, plan
     assert recorded_actions(clean_emulator) == {"DescribeSubnets": 1}
+    ordered = [PUBLIC_A, PUBLIC_B, PRIVATE_A, PRIVATE_B]
+    assert plan["deleted"] == [{"id": ours[cidr]["id"], "cidr": cidr} for cidr in ordered]
+    assert plan["diff"] == {"before": ours, "after": {}}
+    assert in_aws(clean_emulator, vpc_id) == ours | theirs
+
+    reset_recording(clean_emulator)
+    deleted = run_module(MODULE, absent, env=env, diff=True)
+    assert deleted["changed"] is True, deleted
+    assert recorded_actions(clean_emulator) == {"DescribeSubnets": 1, "DeleteSubnet": 4}
+    assert deleted["deleted"] == plan["deleted"]
+    assert in_aws(clean_emulator, vpc_id) == theirs
+    assert in_aws(clean_emulator, other_vpc)[PUBLIC_A]["id"] == other
+
+    reset_recording(clean_emulator)
+    again = run_module(MODULE, absent, env=env)
+    assert again["changed"] is False, again
+    assert again["deleted"] == []
+    assert recorded_actions(clean_emulator) == {"DescribeSubnets": 1}
+    assert in_aws(clean_emulator, vpc_id) == theirs
     # A VPC that is gone already (a teardown run twice): nothing to do, no error.
+    for subnet in theirs.values():
+        ec2.delete_subnet(SubnetId=subnet["id"])
     ec2.delete_vpc(VpcId=vpc_id)
-    assert run_module(MODULE, everything, env=env)["changed"] is False
+    assert run_module(MODULE, absent, env=env)["changed"] is False
+
+
+@pytest.mark.parametrize("state", ["absent", "present"])
+def test_purge_without_owner_tags_is_refused(clean_emulator: Emulator, vpc_id: str, state: str) -> None:
+    """The issue: `all_in_vpc: true` deleted every subnet of the VPC, one made by hand too."""
+    env = clean_emulator.env()
+    run_module(MODULE, subnets_args(vpc_id), env=env)
+    make_subnet(clean_emulator, vpc_id, "10.20.20.0/24", {"Name": "by-hand"})
+    make_subnet(clean_emulator, vpc_id, "10.20.21.0/24", {})
+    before = in_aws(clean_emulator, vpc_id)
+    args = subnets_args(vpc_id, purge_owned_by={}, state=state)
+    if state == "absent":
+        args["subnets"] = []
+
+    for check in (True, False):
+        reset_recording(clean_emulator)
+        refused = run_module(MODULE, args, env=env, check=check)
+        assert refused.get("failed") is True, refused
+        assert refused["msg"] == (
+            "purge_owned_by names no tag: give the tags that mark the subnets this run owns (such as the stack tag "
+            "airflow-ecs:stack); with none, every subnet of the VPC would count as owned. Nothing was changed."
+        )
+        assert recorded_actions(clean_emulator) == {}  # refused before any call
+        assert in_aws(clean_emulator, vpc_id) == before
+
+
+def test_purge_when_present_deletes_only_owned_unlisted_subnets(clean_emulator: Emulator, vpc_id: str) -> None:
+    env = clean_emulator.env()
+    run_module(MODULE, subnets_args(vpc_id), env=env)
+    by_hand = make_subnet(clean_emulator, vpc_id, "10.20.20.0/24", {"Name": "by-hand"})
+    foreign = make_subnet(clean_emulator, vpc_id, "10.20.22.0/24", {"Name": "foreign", "airflow-ecs:stack": "u"})
+    before = in_aws(clean_emulator, vpc_id)
+
+    # The two private /24 blocks give way to one /23 over both: they are deleted before it is created.
+    merged = "10.20.10.0/23"
+    args = subnets_args(vpc_id, purge_owned_by=STACK)
+    public_a, public_b, _, _ = args["subnets"]
+    args["subnets"] = [public_a, public_b, {"cidr": merged, "az": AZ_A, "tags": {"Name": "t-private", **STACK}}]
+    purged = [{"id": before[cidr]["id"], "cidr": cidr} for cidr in (PRIVATE_A, PRIVATE_B)]
+
+    reset_recording(clean_emulator)
+    preview = run_module(MODULE, args, env=env, check=True, diff=True)
+    assert preview["changed"] is True, preview
+    assert recorded_actions(clean_emulator) == {"DescribeSubnets": 1}
+    assert preview["deleted"] == purged
+    assert set(preview["diff"]["before"]) == {PUBLIC_A, PUBLIC_B, PRIVATE_A, PRIVATE_B}
+    assert set(preview["diff"]["after"]) == {PUBLIC_A, PUBLIC_B, merged}
+    assert in_aws(clean_emulator, vpc_id) == before
+
+    reset_recording(clean_emulator)
+    done = run_module(MODULE, args, env=env)
+    assert done["changed"] is True, done
+    assert recorded_actions(clean_emulator) == {"DescribeSubnets": 1, "DeleteSubnet": 2, "CreateSubnet": 1}
+    assert done["deleted"] == purged
+    after = in_aws(clean_emulator, vpc_id)
+    assert set(after) == {PUBLIC_A, PUBLIC_B, merged, "10.20.20.0/24", "10.20.22.0/24"}
+    assert {cidr: after[cidr] for cidr in (PUBLIC_A, PUBLIC_B)} == {cidr: before[cidr] for cidr in (PUBLIC_A, PUBLIC_B)}
+    assert after["10.20.20.0/24"] == before["10.20.20.0/24"] and after["10.20.20.0/24"]["id"] == by_hand
+    assert after["10.20.22.0/24"] == before["10.20.22.0/24"] and after["10.20.22.0/24"]["id"] == foreign
+    assert [s["id"] for s in done["subnets"]] == [after[cidr]["id"] for cidr in (PUBLIC_A, PUBLIC_B, merged)]
+
+    reset_recording(clean_emulator)
+    again = run_module(MODULE, args, env=env)
+    assert again["changed"] is False, again
+    assert again["deleted"] == []
+    assert recorded_actions(clean_emulator) == {"DescribeSubnets": 1}
+    assert in_aws(clean_emulator, vpc_id) == after
 
 
 # --- A subnet still in use: moto deletes it anyway, so a stub client gives AWS's DependencyViolation ---
@@ -252,10 +359,10 @@ def test_absent_fails_clearly_when_a_subnet_is_still_in_use(
     clean_emulator: Emulator, vpc_id: str, load_library_module: Callable[[str], ModuleType]
 ) -> None:
     ec2 = clean_emulator.client("ec2")
-    first = ec2.create_subnet(VpcId=vpc_id, CidrBlock=PUBLIC_A, AvailabilityZone=AZ_A)["Subnet"]["SubnetId"]
-    busy = ec2.create_subnet(VpcId=vpc_id, CidrBlock=PUBLIC_B, AvailabilityZone=AZ_B)["Subnet"]["SubnetId"]
+    first = make_subnet(clean_emulator, vpc_id, PUBLIC_A, STACK)
+    busy = make_subnet(clean_emulator, vpc_id, PUBLIC_B, STACK)
     library = load_library_module(MODULE)
-    module = StubModule({"vpc_id": vpc_id, "subnets": [], "all_in_vpc": True, "state": "absent"})
+    module = StubModule({"vpc_id": vpc_id, "subnets": [], "purge_owned_by": STACK, "state": "absent"})
     with pytest.raises(ModuleFailed) as failed:
         library.ensure_absent(module, InUseClient(ec2, "delete_subnet", "SubnetId", busy))
     message, extra = failed.value.args
