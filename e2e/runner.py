@@ -163,7 +163,8 @@ class E2ERun:
         raise LookupError(f"no RUNNING task of service {CLUSTER}-{service}")
 
     def container_log(self, service: str) -> Path:
-        return next((self.task_directory(service) / "logs").glob("*.log"))
+        """The output of the service's own container in its running task (not of a sidecar)."""
+        return self.task_directory(service) / "logs" / f"{service}.log"
 
     def environment(self, service: str) -> dict[str, str]:
         """The container's environment in its task definition (what ECS passes, without secrets)."""
