@@ -130,10 +130,12 @@ def test_a_task_runs_its_command_and_reports_its_exit_code(runtime: dict) -> Non
     assert "started" in task_log(runtime, task)
 
 
-# A leader that ends on SIGTERM and a child that says whether SIGTERM reached it too.
+# A leader that ends on SIGTERM and a child that says whether SIGTERM reached it too. The leader lingers
+# a second: when it exits the container stops and its stream is closed (as when dumb-init, PID 1, exits),
+# so a child that got the signal must have written by then.
 TERM_WITNESS = (
     '(trap "echo child-got-TERM; exit 0" TERM; while :; do sleep 0.2; done) & '
-    'trap "echo leader-got-TERM; exit 0" TERM; echo ready; wait'
+    'trap "echo leader-got-TERM; sleep 1; exit 0" TERM; echo ready; wait'
 )
 
 
