@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import time
+from urllib.request import Request, urlopen
 
 import boto3
 import pytest
@@ -99,9 +101,6 @@ def test_a_shed_call_reads_as_that_services_throttling_and_the_sdk_retries_it(pr
 
 
 def test_the_stats_can_be_read_and_reset_over_http(proxy: WeatherProxy) -> None:
-    import json  # noqa: PLC0415
-    from urllib.request import Request, urlopen  # noqa: PLC0415
-
     client(proxy, "ecs").list_clusters()
     assert json.load(urlopen(f"{proxy.url}/_weather/stats"))["calls"] == {"ecs ListClusters": 1}
     json.load(urlopen(Request(f"{proxy.url}/_weather/reset", method="POST")))
