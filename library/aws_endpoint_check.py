@@ -18,6 +18,9 @@ options:
   secret_key: {description: Secret access key., type: str, no_log: true}
   profile: {description: Named profile of the AWS config files., type: str}
   timeout: {description: Seconds to connect and to wait for the answer., type: int, default: 10}
+  aws_config:
+    description: Accepted with the shared connection settings and ignored (own timeout, 2 attempts).
+    type: dict
 """
 
 EXAMPLES = r"""
@@ -116,6 +119,9 @@ def main() -> None:
             "secret_key": {"type": "str", "no_log": True},
             "profile": {"type": "str"},
             "timeout": {"type": "int", "default": 10},
+            # Accepted with the rest of the connection (aws_module_defaults) but not used: this check must
+            # fail fast, with its own timeout and two attempts, where the other modules retry.
+            "aws_config": {"type": "dict"},
         },
         supports_check_mode=True,
     )

@@ -164,9 +164,9 @@ from typing import Any
 with contextlib.suppress(ImportError):  # a missing botocore is reported by AnsibleAWSModule
     from botocore.exceptions import BotoCoreError, ClientError
 
+from ansible.module_utils.aws_retry import jittered_backoff
 from ansible_collections.amazon.aws.plugins.module_utils.botocore import is_boto3_error_code
 from ansible_collections.amazon.aws.plugins.module_utils.modules import AnsibleAWSModule
-from ansible_collections.amazon.aws.plugins.module_utils.retries import AWSRetry
 
 NAME = re.compile(r"[A-Za-z0-9_-]{1,255}")
 # GetDashboard answers ResourceNotFound (DashboardNotFoundError); some emulators say ResourceNotFoundException.
@@ -311,7 +311,7 @@ def main() -> None:
     # Refuse bad input before any AWS call.
     name = check_name(module)
 
-    client = module.client("cloudwatch", retry_decorator=AWSRetry.jittered_backoff())
+    client = module.client("cloudwatch", retry_decorator=jittered_backoff())
     if module.params["state"] == "present":
         result = ensure_present(module, client, name)
     else:

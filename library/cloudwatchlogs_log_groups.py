@@ -174,11 +174,11 @@ from typing import Any
 with contextlib.suppress(ImportError):  # a missing botocore is reported by AnsibleAWSModule
     from botocore.exceptions import BotoCoreError, ClientError
 
+from ansible.module_utils.aws_retry import jittered_backoff
 from ansible.module_utils.common.text.converters import to_text
 from ansible.module_utils.desired_tags import desired_tags as tags_after_run
 from ansible_collections.amazon.aws.plugins.module_utils.botocore import is_boto3_error_code
 from ansible_collections.amazon.aws.plugins.module_utils.modules import AnsibleAWSModule
-from ansible_collections.amazon.aws.plugins.module_utils.retries import AWSRetry
 from ansible_collections.amazon.aws.plugins.module_utils.tagging import compare_aws_tags
 
 # The values PutRetentionPolicy accepts (API reference, type `Days`).
@@ -247,7 +247,7 @@ def lookup_prefixes(names: list[str]) -> list[str]:
     return sorted(os.path.commonprefix(group) for group in by_segment.values())  # noqa: RUF071
 
 
-@AWSRetry.jittered_backoff(catch_extra_error_codes=RETRY_CODES)
+@jittered_backoff(*RETRY_CODES)
 def describe_prefix(client: Any, prefix: str) -> list[dict]:
     paginator = client.get_paginator("describe_log_groups")
     return paginator.paginate(logGroupNamePrefix=prefix).build_full_result()["logGroups"]
@@ -457,7 +457,7 @@ def main() -> None:
 
     if not names:
         module.exit_json(changed=False, log_groups=[])
-    client = module.client("logs", retry_decorator=AWSRetry.jittered_backoff(catch_extra_error_codes=RETRY_CODES))
+    client = module.client("logs", retry_decorator=jittered_backoff(*RETRY_CODES))
     if module.params["state"] == "present":
         result = ensure_present(module, client, names)
     else:

@@ -271,10 +271,10 @@ from typing import Any
 with contextlib.suppress(ImportError):  # AnsibleAWSModule reports a missing botocore
     pass
 
+from ansible.module_utils.aws_retry import jittered_backoff
 from ansible.module_utils.batch_items import fail_on_repeats
 from ansible.module_utils.ec2_batch import apply_tags, call, delete, describe_in_vpc, tags_of
 from ansible_collections.amazon.aws.plugins.module_utils.modules import AnsibleAWSModule
-from ansible_collections.amazon.aws.plugins.module_utils.retries import AWSRetry
 from ansible_collections.amazon.aws.plugins.module_utils.tagging import (
     ansible_dict_to_boto3_tag_list,
     compare_aws_tags,
@@ -807,7 +807,7 @@ def ensure_absent(module: AnsibleAWSModule, client: Any) -> dict:
 def main() -> None:
     module = AnsibleAWSModule(argument_spec=argument_spec(), supports_check_mode=True)
     fail_on_repeats(module, "groups", "security group", [group["name"] for group in module.params["groups"]])
-    client = module.client("ec2", retry_decorator=AWSRetry.jittered_backoff())
+    client = module.client("ec2", retry_decorator=jittered_backoff())
     ensure = ensure_present if module.params["state"] == "present" else ensure_absent
     module.exit_json(**ensure(module, client))
 

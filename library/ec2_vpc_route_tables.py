@@ -242,11 +242,11 @@ from typing import Any
 with contextlib.suppress(ImportError):  # AnsibleAWSModule reports a missing botocore
     from botocore.exceptions import BotoCoreError, ClientError
 
+from ansible.module_utils.aws_retry import jittered_backoff
 from ansible.module_utils.batch_items import fail_on_repeats
 from ansible.module_utils.ec2_batch import apply_tags, call, delete, describe_in_vpc, tags_of
 from ansible_collections.amazon.aws.plugins.module_utils.botocore import is_boto3_error_code
 from ansible_collections.amazon.aws.plugins.module_utils.modules import AnsibleAWSModule
-from ansible_collections.amazon.aws.plugins.module_utils.retries import AWSRetry
 from ansible_collections.amazon.aws.plugins.module_utils.tagging import (
     ansible_dict_to_boto3_tag_list,
     compare_aws_tags,
@@ -713,7 +713,7 @@ def main() -> None:
             "the stack tag airflow-ecs:stack); with none, every route table of the VPC would count as owned. "
             "Nothing was changed."
         )
-    client = module.client("ec2", retry_decorator=AWSRetry.jittered_backoff())
+    client = module.client("ec2", retry_decorator=jittered_backoff())
     ensure = ensure_present if module.params["state"] == "present" else ensure_absent
     module.exit_json(**ensure(module, client))
 

@@ -283,11 +283,11 @@ from typing import Any
 with contextlib.suppress(ImportError):  # AnsibleAWSModule reports a missing botocore
     from botocore.exceptions import BotoCoreError, ClientError
 
+from ansible.module_utils.aws_retry import jittered_backoff
 from ansible.module_utils.common.dict_transformations import camel_dict_to_snake_dict
 from ansible.module_utils.ecs_logs import log_tail
 from ansible_collections.amazon.aws.plugins.module_utils.botocore import normalize_boto3_result
 from ansible_collections.amazon.aws.plugins.module_utils.modules import AnsibleAWSModule
-from ansible_collections.amazon.aws.plugins.module_utils.retries import AWSRetry
 from ansible_collections.amazon.aws.plugins.module_utils.tagging import (
     ansible_dict_to_boto3_tag_list,
     boto3_tag_list_to_ansible_dict,
@@ -572,7 +572,7 @@ def main() -> None:
             tasks=[],
         )
 
-    client = module.client("ecs", retry_decorator=AWSRetry.jittered_backoff())
+    client = module.client("ecs", retry_decorator=jittered_backoff())
     task_definition = describe_task_definition(module, client)
     task_definition_arn = task_definition["taskDefinitionArn"]
     checked_names = checked_container_names(module, task_definition)
@@ -594,7 +594,7 @@ def main() -> None:
     failed = {task["taskArn"]: task_problems(task, checked_names) for task in stopped}
     problems = [problem for reasons in failed.values() for problem in reasons]
     if problems:
-        logs = module.client("logs", retry_decorator=AWSRetry.jittered_backoff())
+        logs = module.client("logs", retry_decorator=jittered_backoff())
         tails = [
             f"last log lines of {name} in task {arn.rsplit('/', 1)[-1]}:\n"
             + log_tail(logs, task_definition, name, arn.rsplit("/", 1)[-1])

@@ -153,10 +153,10 @@ from typing import Any
 with contextlib.suppress(ImportError):  # AnsibleAWSModule reports a missing botocore
     from botocore.exceptions import BotoCoreError, ClientError
 
+from ansible.module_utils.aws_retry import jittered_backoff
 from ansible.module_utils.common.dict_transformations import camel_dict_to_snake_dict
 from ansible_collections.amazon.aws.plugins.module_utils.botocore import is_boto3_error_code, normalize_boto3_result
 from ansible_collections.amazon.aws.plugins.module_utils.modules import AnsibleAWSModule
-from ansible_collections.amazon.aws.plugins.module_utils.retries import AWSRetry
 from ansible_collections.amazon.aws.plugins.module_utils.tagging import (
     ansible_dict_to_boto3_tag_list,
     boto3_tag_list_to_ansible_dict,
@@ -274,7 +274,7 @@ class Autoscaling:
         params = module.params
         self.resource_id = f"service/{params['cluster']}/{params['service']}"
         self.name = params["name"] or f"{params['cluster']}-{params['service']}-demand"
-        retry = AWSRetry.jittered_backoff()
+        retry = jittered_backoff()
         self.scaling = module.client("application-autoscaling", retry_decorator=retry)
         self.cloudwatch = module.client("cloudwatch", retry_decorator=retry)
 

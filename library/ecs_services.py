@@ -197,11 +197,11 @@ from typing import Any
 with contextlib.suppress(ImportError):  # a missing botocore is reported by AnsibleAWSModule
     from botocore.exceptions import BotoCoreError, ClientError, WaiterError
 
+from ansible.module_utils.aws_retry import jittered_backoff
 from ansible.module_utils.batch_items import covers, fail_on_repeats
 from ansible.module_utils.ecs_logs import log_tail
 from ansible_collections.amazon.aws.plugins.module_utils.botocore import is_boto3_error_code
 from ansible_collections.amazon.aws.plugins.module_utils.modules import AnsibleAWSModule
-from ansible_collections.amazon.aws.plugins.module_utils.retries import AWSRetry
 from ansible_collections.amazon.aws.plugins.module_utils.tagging import (
     ansible_dict_to_boto3_tag_list,
     boto3_tag_list_to_ansible_dict,
@@ -507,7 +507,7 @@ def rollout_failure(module: AnsibleAWSModule, client: Any, service: dict, wanted
         return "\n".join(lines)
     tasks = [t for t in tasks if same_revision(t.get("taskDefinitionArn"), wanted)]
     tasks.sort(key=lambda t: str(t.get("stoppedAt") or ""), reverse=True)
-    logs = module.client("logs", retry_decorator=AWSRetry.jittered_backoff())
+    logs = module.client("logs", retry_decorator=jittered_backoff())
     for task in tasks[:FAILED_TASKS_SHOWN]:
         task_id = task["taskArn"].rsplit("/", 1)[-1]
         codes = ", ".join(
@@ -593,7 +593,7 @@ def main() -> None:
     )
     module = AnsibleAWSModule(argument_spec=argument_spec, supports_check_mode=True)
     validate(module)
-    client = module.client("ecs", retry_decorator=AWSRetry.jittered_backoff())
+    client = module.client("ecs", retry_decorator=jittered_backoff())
     items = module.params["services"]
     found = describe(module, client, module.params["cluster"], [item["name"] for item in items])
     ensure = ensure_present if module.params["state"] == "present" else ensure_absent

@@ -162,10 +162,10 @@ from typing import Any
 with contextlib.suppress(ImportError):  # a missing botocore is reported by AnsibleAWSModule
     from botocore.exceptions import BotoCoreError, ClientError
 
+from ansible.module_utils.aws_retry import jittered_backoff
 from ansible.module_utils.batch_items import fail_on_repeats
 from ansible_collections.amazon.aws.plugins.module_utils.botocore import is_boto3_error_code
 from ansible_collections.amazon.aws.plugins.module_utils.modules import AnsibleAWSModule
-from ansible_collections.amazon.aws.plugins.module_utils.retries import AWSRetry
 
 # Module option -> RegisterTaskDefinition parameter, for the task-level fields.
 TASK_FIELDS = {
@@ -403,7 +403,7 @@ def main() -> None:
     )
     module = AnsibleAWSModule(argument_spec=argument_spec, supports_check_mode=True)
     validate(module)
-    client = module.client("ecs", retry_decorator=AWSRetry.jittered_backoff())
+    client = module.client("ecs", retry_decorator=jittered_backoff())
     ensure = ensure_present if module.params["state"] == "present" else ensure_absent
     results, diffs = [], []
     for item in module.params["task_definitions"]:

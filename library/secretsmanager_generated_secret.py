@@ -313,11 +313,11 @@ from typing import Any
 with contextlib.suppress(ImportError):  # a missing botocore is reported by AnsibleAWSModule
     from botocore.exceptions import BotoCoreError, ClientError
 
+from ansible.module_utils.aws_retry import jittered_backoff
 from ansible.module_utils.batch_items import fail_on_repeats
 from ansible.module_utils.desired_tags import desired_tags as tags_after_run
 from ansible_collections.amazon.aws.plugins.module_utils.botocore import is_boto3_error_code
 from ansible_collections.amazon.aws.plugins.module_utils.modules import AnsibleAWSModule
-from ansible_collections.amazon.aws.plugins.module_utils.retries import AWSRetry
 from ansible_collections.amazon.aws.plugins.module_utils.tagging import (
     ansible_dict_to_boto3_tag_list,
     boto3_tag_list_to_ansible_dict,
@@ -531,7 +531,7 @@ def same_kms_key(module: AnsibleAWSModule, desired: str, current: str | None) ->
 
     if bare(desired) == bare(current):
         return True
-    kms = module.client("kms", retry_decorator=AWSRetry.jittered_backoff())
+    kms = module.client("kms", retry_decorator=jittered_backoff())
     try:
         ids = {kms.describe_key(KeyId=key, aws_retry=True)["KeyMetadata"]["Arn"] for key in (desired, current)}
     except (BotoCoreError, ClientError) as e:
@@ -951,7 +951,7 @@ def main() -> None:
             validate(SecretItem(module, item))
         fail_on_repeats(module, "secrets", "secret", [item["name"] for item in items])
     preset_no_log_values = set(module.no_log_values)
-    client = module.client("secretsmanager", retry_decorator=AWSRetry.jittered_backoff())
+    client = module.client("secretsmanager", retry_decorator=jittered_backoff())
     if items is None:
         result = ensure(module, client)
         reveal_values(module, result, "value", preset_no_log_values)

@@ -162,6 +162,7 @@ from typing import Any
 with contextlib.suppress(ImportError):  # a missing botocore is reported by AnsibleAWSModule
     from botocore.exceptions import BotoCoreError, ClientError
 
+from ansible.module_utils.aws_retry import jittered_backoff
 from ansible.module_utils.servicediscovery import (
     common_argument_spec,
     desired_tags,
@@ -177,7 +178,6 @@ from ansible.module_utils.servicediscovery import (
 )
 from ansible_collections.amazon.aws.plugins.module_utils.botocore import is_boto3_error_code
 from ansible_collections.amazon.aws.plugins.module_utils.modules import AnsibleAWSModule
-from ansible_collections.amazon.aws.plugins.module_utils.retries import AWSRetry
 from ansible_collections.amazon.aws.plugins.module_utils.tagging import ansible_dict_to_boto3_tag_list
 
 NAMESPACE_TYPE = "DNS_PRIVATE"
@@ -198,7 +198,7 @@ def hosted_zone_vpcs(module: AnsibleAWSModule, namespace: dict) -> list[str] | N
     zone_id = namespace.get("Properties", {}).get("DnsProperties", {}).get("HostedZoneId")
     if not zone_id:
         return None
-    route53 = module.client("route53", retry_decorator=AWSRetry.jittered_backoff())
+    route53 = module.client("route53", retry_decorator=jittered_backoff())
     try:
         zone = route53.get_hosted_zone(Id=zone_id, aws_retry=True)
     except is_boto3_error_code(["AccessDenied", "NoSuchHostedZone"]):

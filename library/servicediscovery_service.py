@@ -201,6 +201,7 @@ from typing import Any
 with contextlib.suppress(ImportError):  # a missing botocore is reported by AnsibleAWSModule
     from botocore.exceptions import BotoCoreError, ClientError
 
+from ansible.module_utils.aws_retry import jittered_backoff
 from ansible.module_utils.servicediscovery import (
     RETRY_CODES,
     common_argument_spec,
@@ -217,13 +218,12 @@ from ansible.module_utils.servicediscovery import (
 )
 from ansible_collections.amazon.aws.plugins.module_utils.botocore import is_boto3_error_code
 from ansible_collections.amazon.aws.plugins.module_utils.modules import AnsibleAWSModule
-from ansible_collections.amazon.aws.plugins.module_utils.retries import AWSRetry
 from ansible_collections.amazon.aws.plugins.module_utils.tagging import ansible_dict_to_boto3_tag_list
 
 # --- Reading -------------------------------------------------------------------------------------
 
 
-@AWSRetry.jittered_backoff(catch_extra_error_codes=RETRY_CODES)
+@jittered_backoff(*RETRY_CODES)
 def list_instances(client: Any, service_id: str) -> list[dict]:
     paginator = client.get_paginator("list_instances")
     return paginator.paginate(ServiceId=service_id).build_full_result()["Instances"]
@@ -400,7 +400,7 @@ def deregister_instances(module: AnsibleAWSModule, client: Any, service: dict, i
         wait_for_operation(module, client, operation_id, f"deregister instance {instance_id} from service '{name}'")
 
 
-@AWSRetry.jittered_backoff(retries=6, catch_extra_error_codes=[*RETRY_CODES, "ResourceInUse"])
+@jittered_backoff(*RETRY_CODES, "ResourceInUse", retries=6)
 def delete_service_call(client: Any, service_id: str) -> None:
     # ResourceInUse: deregistrations can take a moment to be seen by DeleteService.
     client.delete_service(Id=service_id)

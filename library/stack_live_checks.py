@@ -93,8 +93,8 @@ from typing import Any
 with contextlib.suppress(ImportError):  # AnsibleAWSModule reports a missing botocore
     from botocore.exceptions import BotoCoreError, ClientError
 
+from ansible.module_utils.aws_retry import jittered_backoff
 from ansible_collections.amazon.aws.plugins.module_utils.modules import AnsibleAWSModule
-from ansible_collections.amazon.aws.plugins.module_utils.retries import AWSRetry
 
 STACK_TAG = "airflow-ecs:stack"
 PASSWORD_VERSION_TAG = "airflow-ecs:password-version"
@@ -125,7 +125,7 @@ class Checks:
 
     def client(self, service: str) -> Any:
         if service not in self._clients:
-            self._clients[service] = self.module.client(service, retry_decorator=AWSRetry.jittered_backoff())
+            self._clients[service] = self.module.client(service, retry_decorator=jittered_backoff())
         return self._clients[service]
 
     def refuse(self, variable: str, text: str) -> None:

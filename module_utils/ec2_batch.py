@@ -11,8 +11,8 @@ from typing import Any
 with contextlib.suppress(ImportError):  # a missing botocore is reported by AnsibleAWSModule
     from botocore.exceptions import BotoCoreError, ClientError
 
+from ansible.module_utils.aws_retry import jittered_backoff
 from ansible_collections.amazon.aws.plugins.module_utils.botocore import is_boto3_error_code
-from ansible_collections.amazon.aws.plugins.module_utils.retries import AWSRetry
 from ansible_collections.amazon.aws.plugins.module_utils.tagging import (
     ansible_dict_to_boto3_tag_list,
     boto3_tag_list_to_ansible_dict,
@@ -33,7 +33,7 @@ def describe_in_vpc(
     """Every `key` item a Describe* `operation` lists in the VPC (paginated, retried); a failure names `what`."""
     all_filters = [{"Name": "vpc-id", "Values": [vpc_id]}, *filters]
 
-    @AWSRetry.jittered_backoff()
+    @jittered_backoff()
     def describe() -> list[dict]:
         return client.get_paginator(operation).paginate(Filters=all_filters).build_full_result()[key]
 
@@ -49,9 +49,7 @@ def call(module: Any, client: Any, method: str, msg: str, retry_codes: Sequence[
     operation = getattr(client, method)
     try:
         if retry_codes:
-            return AWSRetry.jittered_backoff(retries=10, delay=1, catch_extra_error_codes=list(retry_codes))(operation)(
-                **params
-            )
+            return jittered_backoff(*retry_codes, retries=10, delay=1)(operation)(**params)
         return operation(aws_retry=True, **params)
     except (BotoCoreError, ClientError) as e:
         module.fail_json_aws(e, msg=msg, changed=True)

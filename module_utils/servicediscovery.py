@@ -16,11 +16,11 @@ from typing import Any
 with contextlib.suppress(ImportError):  # a missing botocore is reported by AnsibleAWSModule
     from botocore.exceptions import BotoCoreError, ClientError
 
+from ansible.module_utils.aws_retry import jittered_backoff
 from ansible.module_utils.common.dict_transformations import camel_dict_to_snake_dict
 from ansible.module_utils.desired_tags import desired_tags as tags_after_run
 from ansible_collections.amazon.aws.plugins.module_utils.botocore import is_boto3_error_code
 from ansible_collections.amazon.aws.plugins.module_utils.modules import AnsibleAWSModule
-from ansible_collections.amazon.aws.plugins.module_utils.retries import AWSRetry
 from ansible_collections.amazon.aws.plugins.module_utils.tagging import (
     ansible_dict_to_boto3_tag_list,
     boto3_tag_list_to_ansible_dict,
@@ -47,9 +47,7 @@ def common_argument_spec() -> dict[str, Any]:
 
 
 def servicediscovery_client(module: AnsibleAWSModule) -> Any:
-    return module.client(
-        "servicediscovery", retry_decorator=AWSRetry.jittered_backoff(catch_extra_error_codes=RETRY_CODES)
-    )
+    return module.client("servicediscovery", retry_decorator=jittered_backoff(*RETRY_CODES))
 
 
 def exit_with_result(module: AnsibleAWSModule, result: dict) -> None:
@@ -109,7 +107,7 @@ def finish_operation(module: AnsibleAWSModule, client: Any, operation_id: str, a
 # --- Listing -------------------------------------------------------------------------------------
 
 
-@AWSRetry.jittered_backoff(catch_extra_error_codes=RETRY_CODES)
+@jittered_backoff(*RETRY_CODES)
 def list_namespaces(client: Any, filter_name: str, value: str) -> list[dict]:
     """Namespace summaries for one ListNamespaces filter (not applied by every emulator: check them)."""
     paginator = client.get_paginator("list_namespaces")
@@ -117,7 +115,7 @@ def list_namespaces(client: Any, filter_name: str, value: str) -> list[dict]:
     return paginator.paginate(Filters=filters).build_full_result()["Namespaces"]
 
 
-@AWSRetry.jittered_backoff(catch_extra_error_codes=RETRY_CODES)
+@jittered_backoff(*RETRY_CODES)
 def list_service_summaries(client: Any, namespace_id: str) -> list[dict]:
     paginator = client.get_paginator("list_services")
     filters = [{"Name": "NAMESPACE_ID", "Values": [namespace_id], "Condition": "EQ"}]
