@@ -10,7 +10,8 @@ import json
 import re
 
 import pytest
-from conftest import changed_tasks
+from ansible_runner import run_playbook
+from conftest import RESIZED_WORKER, changed_tasks
 from cryptography.fernet import Fernet
 
 pytestmark = pytest.mark.xdist_group("deployed_stack")
@@ -32,6 +33,30 @@ def test_check_mode_on_the_deployed_stack_reports_nothing_to_change(deployed):
     assert deployed.checked.returncode == 0, deployed.checked.output[-5000:]
     changed = [line for line in deployed.checked.output.splitlines() if line.startswith("changed:")]
     assert deployed.checked.changed == 0, changed
+
+
+# --- `site.yml --tags <role>` applies that role alone: the roles it reads run in check mode.
+def test_a_tagged_run_applies_its_role_alone(deployed):
+    env, cloudwatch = deployed.emulator.env(), deployed.emulator.client("cloudwatch")
+
+    def cpu_threshold() -> float:
+        return cloudwatch.describe_alarms(AlarmNames=["airflow-database-cpu"])["MetricAlarms"][0]["Threshold"]
+
+    # The deepest role: it reads the outputs of every role before it but dags.
+    nodes = run_playbook("site.yml", env, extra_vars=RESIZED_WORKER, args=["--tags", "airflow_nodes"])
+    assert nodes.returncode == 0 and nodes.changed == 0, (changed_tasks(nodes.output), nodes.output[-3000:])
+    ran = {match[1] for match in re.finditer(r"^TASK \[(\w+) : .*\n(ok|changed):", nodes.output, re.M)}
+    assert {"network", "airflow", "load_balancer", "airflow_nodes"} <= ran and not ran & {"dags", "monitoring"}, ran
+
+    before = cpu_threshold()
+    higher = {**RESIZED_WORKER, "monitoring_database_cpu_percent": 85}
+    changed = run_playbook("site.yml", env, extra_vars=higher, args=["--tags", "monitoring"])
+    assert changed.returncode == 0, changed.output[-3000:]
+    changes = changed_tasks(changed.output)
+    assert changes and all(task.startswith("monitoring : ") for task, _ in changes), changes
+    assert (before, cpu_threshold()) == (80, 85)
+    restored = run_playbook("site.yml", env, extra_vars=RESIZED_WORKER, args=["--tags", "monitoring"])
+    assert restored.returncode == 0 and cpu_threshold() == 80, restored.output[-3000:]
 
 
 # --- The deployed network, read back through the EC2 API.
