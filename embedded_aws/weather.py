@@ -93,7 +93,7 @@ def operation_of(method: str, path: str, headers: dict[str, str], body: bytes) -
         action = parse_qs(body.decode("utf-8", "replace")).get("Action")
         if action:
             return service, action[0]
-    query = parse_qs(urlsplit(path).query)
+    query = parse_qs(urlsplit(path).query, keep_blank_values=True)  # S3 sub-resources: ?versioning
     if service == "s3":
         depth = len([p for p in urlsplit(path).path.split("/") if p])
         what = "Object" if depth > 1 else ("Bucket" if depth == 1 else "Service")

@@ -42,6 +42,7 @@ def test_calls_are_forwarded_and_counted_per_service_and_operation(proxy: Weathe
     assert s3.head_object(Bucket="weather", Key="dags/a.py")["ContentLength"] == 2048
     assert s3.get_object(Bucket="weather", Key="dags/a.py")["Body"].read() == b"x" * 2048
     s3.list_objects_v2(Bucket="weather")
+    s3.get_bucket_versioning(Bucket="weather")  # a sub-resource without a value: ?versioning
     calls = proxy.weather.stats()["calls"]
     assert calls == {
         "ec2 DescribeVpcs": 1,
@@ -52,6 +53,7 @@ def test_calls_are_forwarded_and_counted_per_service_and_operation(proxy: Weathe
         "s3 HEAD Object": 1,
         "s3 GET Object": 1,
         "s3 GET Bucket?encoding-type,list-type": 1,
+        "s3 GET Bucket?versioning": 1,
     }
 
 
