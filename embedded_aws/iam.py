@@ -147,12 +147,16 @@ def _skip_signatures() -> None:
     IAMRequestBase.check_signature = lambda self: None
 
 
+# Actions AWS authorizes together with another one on the same request (Service Authorization Reference):
+# BatchGetSecretValue needs GetSecretValue on each secret it returns.
+ALSO_AUTHORIZED = {"secretsmanager:BatchGetSecretValue": "secretsmanager:GetSecretValue"}
+
+
 def _patch_actions(log_path: str | None) -> None:
-    """Evaluate the IAM action AWS would, and log every decision when asked to."""
+    """Evaluate the IAM actions AWS would (ALSO_AUTHORIZED too), and log every decision when asked to."""
     moto_check = IAMRequestBase.check_action_permitted
 
-    def check_action_permitted(self: IAMRequestBase, resource: str) -> None:
-        self._action, resource = iam_action(self, resource)
+    def check_one(self: IAMRequestBase, resource: str) -> None:
         allowed = False
         try:
             moto_check(self, resource)
@@ -163,6 +167,13 @@ def _patch_actions(log_path: str | None) -> None:
                         "action": self._action, "resource": resource, "allowed": allowed}  # fmt: skip
                 with _log_lock, open(log_path, "a") as log:
                     log.write(json.dumps(line) + "\n")
+
+    def check_action_permitted(self: IAMRequestBase, resource: str) -> None:
+        self._action, resource = iam_action(self, resource)
+        check_one(self, resource)
+        if self._action in ALSO_AUTHORIZED:
+            self._action = ALSO_AUTHORIZED[self._action]
+            check_one(self, resource)
 
     IAMRequestBase.check_action_permitted = check_action_permitted
 

@@ -14,7 +14,8 @@ description:
     key or a URL-safe token), optionally wrapped in a JSON object with static fields.
   - Or a secret whose value is derived from other secrets with O(template) (for example a connection URL built
     from a generated password); it gets a new version whenever the rendered value changes.
-  - Several secrets can be handled in one run with O(secrets), which saves a module run per secret.
+  - Several secrets can be handled in one run with O(secrets), which saves a module run per secret and reads
+    them in bulk (see the notes).
   - The value is generated B(once). Re-runs never regenerate it; they only update the secret's metadata
     (description, KMS key, tags) and, for JSON secrets, the static fields. A new value is generated only
     with O(rotate=true), or when the secret exists without any value yet.
@@ -114,9 +115,9 @@ options:
     type: bool
   keep_previous:
     description:
-      - With O(rotate=true), store the new value followed by V(,) and the first comma-separated key of the
+      - "With O(rotate=true), store the new value followed by V(,) and the first comma-separated key of the
         previous value, as Airflow reads a list of Fernet keys (C(new,old)): it encrypts with the first and
-        decrypts with any, so data encrypted with the old key stays readable until it is re-encrypted.
+        decrypts with any, so data encrypted with the old key stays readable until it is re-encrypted."
       - Also reports RV(secret.previous_kept) on every run (it reads the value for that).
       - Only for plain values (not with O(json_fields) or O(template)). Mutually exclusive with O(drop_previous).
     default: false
@@ -167,6 +168,19 @@ notes:
   - The diff shows the secret's metadata (name, description, KMS key, tags, pending deletion) and, under
     C(value), only a marker saying whether the value is kept or replaced; never the value.
   - Only string secrets are supported; the module fails on a secret holding C(SecretBinary).
+  - "With O(state=present) and more than one secret to read (several O(secrets), or O(template_secrets)), the
+    module reads them all up front: their metadata with one C(ListSecrets) call per 10 names and the current
+    values of the existing ones with one C(BatchGetSecretValue) call per 20 secrets, instead of a
+    C(DescribeSecret) and a C(GetSecretValue) per secret. A run that changes nothing makes only those calls.
+    This needs C(secretsmanager:ListSecrets) and C(secretsmanager:BatchGetSecretValue) on C(*) (neither takes
+    a resource) besides C(secretsmanager:GetSecretValue) on each secret."
+  - ListSecrets may not show changes of the last five minutes. A listed secret is used as it is only when its
+    listed current version is the one BatchGetSecretValue returned and it needs no change; a secret that is
+    missing from the list, scheduled for deletion, without a value or that needs any change is read again
+    with C(DescribeSecret) and planned from that. So a change made out of band in the last minutes, while
+    the listing still shows the desired state, is applied by the next run instead.
+  - A single secret without O(template_secrets), and every secret with O(state=absent), is read with
+    C(DescribeSecret) and C(GetSecretValue) (only when its value is needed).
 extends_documentation_fragment:
   - amazon.aws.common.modules
   - amazon.aws.region.modules
@@ -438,10 +452,12 @@ def current_version_id(secret: dict) -> str | None:
 
 def read_secret_string(module: AnsibleAWSModule, client: Any, secret: dict) -> str:
     name = secret["Name"]
-    try:
-        response = client.get_secret_value(SecretId=secret["ARN"], aws_retry=True)
-    except (BotoCoreError, ClientError) as e:
-        module.fail_json_aws(e, msg=f"Failed to read the current value of secret '{name}'")
+    response = READ.get(secret["ARN"])
+    if response is None or response.get("VersionId") != current_version_id(secret):
+        try:
+            response = client.get_secret_value(SecretId=secret["ARN"], aws_retry=True)
+        except (BotoCoreError, ClientError) as e:
+            module.fail_json_aws(e, msg=f"Failed to read the current value of secret '{name}'")
     if "SecretString" not in response:
         module.fail_json(msg=f"Secret '{name}' holds a binary value (SecretBinary); this module manages string values")
     text = response["SecretString"]
@@ -449,11 +465,98 @@ def read_secret_string(module: AnsibleAWSModule, client: Any, secret: dict) -> s
     return text
 
 
+# What a run read in bulk before handling its secrets (see prefetch): the secrets ListSecrets found, by
+# name, and the current values BatchGetSecretValue returned, by name and by ARN.
+LISTED: dict[str, dict] = {}
+READ: dict[str, dict] = {}
+LIST_FILTER_VALUES = 10  # ListSecrets takes at most 10 values per filter
+BATCH_GET_IDS = 20  # BatchGetSecretValue takes at most 20 secret ids per call
+
+
+def as_described(entry: dict) -> dict:
+    """A ListSecrets entry in the shape of DescribeSecret's answer (which names the versions differently)."""
+    described = {key: value for key, value in entry.items() if key != "SecretVersionsToStages"}
+    described["VersionIdsToStages"] = entry.get("SecretVersionsToStages") or {}
+    return described
+
+
+def list_secrets(module: AnsibleAWSModule, client: Any, names: list[str]) -> None:
+    """LISTED: the secrets among `names`, those scheduled for deletion too, ten names per ListSecrets call."""
+    for start in range(0, len(names), LIST_FILTER_VALUES):
+        chunk = names[start : start + LIST_FILTER_VALUES]
+        params: dict[str, Any] = {
+            "Filters": [{"Key": "name", "Values": chunk}],
+            "IncludePlannedDeletion": True,
+            "MaxResults": 100,
+        }
+        try:
+            while True:
+                page = client.list_secrets(aws_retry=True, **params)
+                for entry in page.get("SecretList") or []:
+                    if entry.get("Name") in chunk:  # the filter matches a prefix of the name
+                        LISTED[entry["Name"]] = as_described(entry)
+                if not page.get("NextToken"):
+                    break
+                params["NextToken"] = page["NextToken"]
+        except (BotoCoreError, ClientError) as e:
+            module.fail_json_aws(e, msg=f"Failed to list the secrets {', '.join(chunk)}")
+
+
+def batch_read(module: AnsibleAWSModule, client: Any, ids: list[str]) -> None:
+    """READ: the current values of `ids` (names or ARNs), twenty per BatchGetSecretValue call.
+
+    A secret AWS reports in Errors (missing, scheduled for deletion, no value, access denied, KMS) is
+    left out: it is described and read one by one later, which fails with that secret's own message."""
+    for start in range(0, len(ids), BATCH_GET_IDS):
+        chunk = ids[start : start + BATCH_GET_IDS]
+        try:
+            response = client.batch_get_secret_value(SecretIdList=chunk, aws_retry=True)
+        except is_boto3_error_code(
+            ["ResourceNotFoundException", "InvalidRequestException", "InvalidParameterException"]
+        ):
+            continue  # an emulator (moto) fails the whole call for what AWS reports in Errors
+        except (BotoCoreError, ClientError) as e:  # pylint: disable=duplicate-except
+            module.fail_json_aws(e, msg=f"Failed to read the values of the secrets {', '.join(chunk)}")
+        for value in response.get("SecretValues") or []:
+            hide(module, value.get("SecretString"))
+            READ[value["Name"]] = READ[value["ARN"]] = value
+
+
+def prefetch(module: AnsibleAWSModule, client: Any, items: list[dict]) -> None:
+    """Read every secret of the run and every template source with two calls instead of two per secret.
+
+    ListSecrets gives the metadata of the secrets (by name) and BatchGetSecretValue the current value of
+    each existing one. ListSecrets may lag up to five minutes behind changes; the value read alongside
+    shows whether the listed version is the current one, and a listed secret is only trusted when it is
+    and needs no change (see ensure): any change is planned again from a fresh DescribeSecret."""
+    refs = [ref for item in items for ref in (item["template_secrets"] or {}).values()]
+    names = list(dict.fromkeys([item["name"] for item in items] + [ref for ref in refs if not is_arn(ref)]))
+    if len(names) + len({ref for ref in refs if is_arn(ref)}) < 2:
+        return  # one secret: DescribeSecret (and GetSecretValue) cost no more and are never stale
+    list_secrets(module, client, names)
+    listed = [LISTED[name] for name in names if name in LISTED]
+    readable = [secret["ARN"] for secret in listed if not secret.get("DeletedDate") and current_version_id(secret)]
+    batch_read(module, client, list(dict.fromkeys(readable + [ref for ref in refs if is_arn(ref)])))
+
+
+def is_arn(ref: str) -> bool:
+    return ref.startswith("arn:")
+
+
+def forget(*refs: str | None) -> None:
+    """Drop what was read of a secret this run changes (a later template reading it reads it again)."""
+    for ref in refs:
+        READ.pop(ref, None)
+        TEMPLATE_SOURCES.pop(ref, None)
+
+
 # Template sources by name or ARN, each read once per module run (None: missing or without a value).
 TEMPLATE_SOURCES: dict[str, str | dict | None] = {}
 
 
 def template_source(module: AnsibleAWSModule, client: Any, ref: str) -> str | dict | None:
+    if ref not in TEMPLATE_SOURCES and "SecretString" in READ.get(ref, {}):
+        TEMPLATE_SOURCES[ref] = as_returned(module, READ[ref]["SecretString"])
     if ref not in TEMPLATE_SOURCES:
         secret = describe_secret(module, client, ref)
         if secret is None or secret.get("DeletedDate") or current_version_id(secret) is None:
@@ -531,13 +634,21 @@ def same_kms_key(module: AnsibleAWSModule, desired: str, current: str | None) ->
 
     if bare(desired) == bare(current):
         return True
-    kms = module.client("kms", retry_decorator=jittered_backoff())
-    try:
-        ids = {kms.describe_key(KeyId=key, aws_retry=True)["KeyMetadata"]["Arn"] for key in (desired, current)}
-    except (BotoCoreError, ClientError) as e:
-        module.warn(f"Could not resolve KMS keys {desired} and {current} to compare them ({e}); assuming they differ")
-        return False
-    return len(ids) == 1
+    if (desired, current) not in SAME_KMS_KEYS:  # the secrets of a run mostly share their key: ask KMS once
+        kms = module.client("kms", retry_decorator=jittered_backoff())
+        try:
+            ids = {kms.describe_key(KeyId=key, aws_retry=True)["KeyMetadata"]["Arn"] for key in (desired, current)}
+        except (BotoCoreError, ClientError) as e:
+            module.warn(
+                f"Could not resolve KMS keys {desired} and {current} to compare them ({e}); assuming they differ"
+            )
+            ids = {desired, current}
+        SAME_KMS_KEYS[desired, current] = len(ids) == 1
+    return SAME_KMS_KEYS[desired, current]
+
+
+# Whether two forms of KMS key name the same key, by (desired, current), asked once per run.
+SAME_KMS_KEYS: dict[tuple[str, str], bool] = {}
 
 
 def tags_of(secret: dict) -> dict[str, str]:
@@ -588,6 +699,7 @@ def create_secret(module: AnsibleAWSModule, client: Any, plan: ValuePlan) -> Non
         params["KmsKeyId"] = module.params["kms_key_id"]
     if module.params["tags"]:
         params["Tags"] = ansible_dict_to_boto3_tag_list(module.params["tags"])
+    forget(name)
     try:
         client.create_secret(aws_retry=True, **params)
     except (BotoCoreError, ClientError) as e:
@@ -595,6 +707,7 @@ def create_secret(module: AnsibleAWSModule, client: Any, plan: ValuePlan) -> Non
 
 
 def restore_secret(module: AnsibleAWSModule, client: Any, secret: dict) -> None:
+    forget(secret["Name"], secret["ARN"])
     try:
         client.restore_secret(SecretId=secret["ARN"], aws_retry=True)
     except (BotoCoreError, ClientError) as e:
@@ -622,6 +735,7 @@ def update_metadata(module: AnsibleAWSModule, client: Any, secret: dict, changes
 
 
 def put_value(module: AnsibleAWSModule, client: Any, secret: dict, plan: ValuePlan) -> None:
+    forget(secret["Name"], secret["ARN"])
     try:
         client.put_secret_value(
             SecretId=secret["ARN"],
@@ -907,11 +1021,38 @@ class SecretItem:
         return getattr(self._module, name)
 
 
+class Probe:
+    """The module in check mode, to see what a secret as listed would need without changing anything."""
+
+    check_mode = True
+
+    def __init__(self, module: AnsibleAWSModule) -> None:
+        self._module = module
+        self.params = module.params
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._module, name)
+
+
+def listing_is_current(secret: dict) -> bool:
+    """Whether the listed secret is as it was when its value was read: same current version, not deleted."""
+    value = READ.get(secret["ARN"]) or {}
+    version_id = current_version_id(secret)
+    return not secret.get("DeletedDate") and version_id is not None and value.get("VersionId") == version_id
+
+
 def ensure(module: AnsibleAWSModule, client: Any) -> dict:
-    secret = describe_secret(module, client, module.params["name"])
+    name = module.params["name"]
     if module.params["state"] == "present":
-        return ensure_present(module, client, secret)
-    return ensure_absent(module, client, secret)
+        listed = LISTED.get(name)
+        if listed is not None and listing_is_current(listed):
+            # A secret that needs nothing is done; any change is planned from a fresh DescribeSecret, as
+            # ListSecrets may not show the last minutes' changes (a run just before this one, for example).
+            outcome = ensure_present(Probe(module), client, listed)
+            if not outcome["changed"]:
+                return outcome
+        return ensure_present(module, client, describe_secret(module, client, name))
+    return ensure_absent(module, client, describe_secret(module, client, name))
 
 
 def ensure_each(module: AnsibleAWSModule, client: Any, items: list[dict]) -> dict:
@@ -952,6 +1093,8 @@ def main() -> None:
         fail_on_repeats(module, "secrets", "secret", [item["name"] for item in items])
     preset_no_log_values = set(module.no_log_values)
     client = module.client("secretsmanager", retry_decorator=jittered_backoff())
+    if module.params["state"] == "present":  # a deletion reads one secret at a time: ListSecrets may lag
+        prefetch(module, client, [module.params] if items is None else items)
     if items is None:
         result = ensure(module, client)
         reveal_values(module, result, "value", preset_no_log_values)

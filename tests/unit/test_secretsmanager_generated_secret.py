@@ -5,15 +5,19 @@ from __future__ import annotations
 import base64
 import json
 import string
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from types import ModuleType
 from typing import Any
 
+import boto3
 import pytest
+from ansible_collections.amazon.aws.plugins.module_utils.retries import RetryingBotoClientWrapper
 from ansible_runner import LOCALHOST_ARGS, run_module_with_output, run_playbook
 from cryptography.fernet import Fernet, MultiFernet
-from emulator import Emulator
+from emulator import CREDENTIALS, REGION, Emulator, endpoint_env
+
+from embedded_aws.weather import Weather, WeatherProxy
 
 MODULE = "secretsmanager_generated_secret"
 NAME = "airflow/database"
@@ -29,14 +33,18 @@ def run_module_raw(module_args: dict, env: dict[str, str], check: bool = False, 
 
 
 class Story:
-    """Runs the module against one emulator and keeps every raw output, to check later that no value leaked."""
+    """Runs the module against one emulator and keeps every raw output, to check later that no value leaked.
 
-    def __init__(self, emulator: Emulator) -> None:
+    With `proxy`, the module's calls go through a weather proxy without weather, which counts them."""
+
+    def __init__(self, emulator: Emulator, proxy: WeatherProxy | None = None) -> None:
         self.emulator = emulator
+        self.proxy = proxy
         self.outputs: list[str] = []
 
     def run(self, args: dict, check: bool = False, diff: bool = False) -> dict:
-        result, raw = run_module_raw(args, self.emulator.env(), check=check, diff=diff)
+        env = endpoint_env(self.proxy.url) if self.proxy else self.emulator.env()
+        result, raw = run_module_raw(args, env, check=check, diff=diff)
         self.outputs.append(raw)
         return result
 
@@ -58,6 +66,21 @@ def stored(emulator: Emulator, name: str = NAME) -> str:
 
 def stored_json(emulator: Emulator, name: str = NAME) -> dict:
     return json.loads(stored(emulator, name))
+
+
+def calls_of(story: Story, args: dict, check: bool = False) -> tuple[dict, dict[str, int]]:
+    """The module's result and the AWS calls it made, by "service Operation" (counted by the proxy)."""
+    story.proxy.weather.reset()
+    result = story.run(args, check=check)
+    return result, story.proxy.weather.stats()["calls"]
+
+
+@pytest.fixture
+def counted(clean_emulator: Emulator) -> Iterator[WeatherProxy]:
+    """A proxy in front of the emulator, without latency or faults: it only counts each call by operation."""
+    proxy = WeatherProxy(clean_emulator.url, Weather(latency_ms=0))
+    yield proxy
+    proxy.close()
 
 
 @pytest.fixture
@@ -371,6 +394,146 @@ def test_template_secret_follows_its_sources(clean_emulator: Emulator) -> None:
     assert story.leaked(password, new_password) == []
 
 
+# The secrets role's kinds of secret, and the airflow role's connection strings rendered from them.
+STACK_SECRETS = [
+    {"name": "airflow/database", "json_fields": {"username": "airflow"}, "description": "db", "tags": {"s": "a"}},
+    {"name": "airflow/broker", "json_fields": {"username": "airflow"}, "description": "broker", "tags": {"s": "a"}},
+    {"name": "airflow/fernet-key", "generate": "fernet_key", "keep_previous": True, "tags": {"s": "a"}},
+    {"name": "airflow/jwt-secret", "generate": "token", "length": 64, "description": "jwt", "tags": {"s": "a"}},
+    {"name": "airflow/api-secret-key", "generate": "token", "description": "api", "tags": {"s": "a"}},
+]
+CONNECTIONS = [
+    {
+        "name": "airflow/sql-alchemy-conn",
+        "template": "postgresql://{db[username]}:{db[password]}@db.internal:5432/airflow",
+        "template_secrets": {"db": "airflow/database"},
+        "tags": {"s": "a"},
+    },
+    {
+        "name": "airflow/result-backend",
+        "template": "db+postgresql://{db[username]}:{db[password]}@db.internal:5432/airflow",
+        "template_secrets": {"db": "airflow/database"},
+    },
+    {
+        "name": "airflow/broker-url",
+        "template": "amqp://{broker[username]}:{broker[password]}@broker.internal:5672/",
+        "template_secrets": {"broker": "airflow/broker"},
+    },
+]
+BULK_READ = {"secretsmanager ListSecrets": 1, "secretsmanager BatchGetSecretValue": 1}
+
+
+def test_a_no_op_run_reads_all_its_secrets_with_one_list_and_one_batch_read(
+    clean_emulator: Emulator, counted: WeatherProxy
+) -> None:
+    story = Story(clean_emulator, counted)
+    created = story.run({"secrets": STACK_SECRETS})
+    connections = story.run({"secrets": CONNECTIONS})
+    assert created["changed"] and connections["changed"], (created, connections)
+    password = stored_json(clean_emulator)["password"]
+
+    again, calls = calls_of(story, {"secrets": STACK_SECRETS, "return_value": True})
+    assert calls == BULK_READ  # instead of a DescribeSecret per secret and a GetSecretValue per JSON or key list
+    assert again["changed"] is False, again
+    assert [s["version_id"] for s in again["secrets"]] == [s["version_id"] for s in created["secrets"]]
+    assert [s["arn"] for s in again["secrets"]] == [s["arn"] for s in created["secrets"]]
+    assert again["secrets"][0]["tags"] == {"s": "a"} and again["secrets"][0]["description"] == "db"
+    assert again["secrets"][2]["previous_kept"] is False
+    assert again["values"]["airflow/database"] == {"username": "airflow", "password": MASK}
+
+    checked, calls = calls_of(story, {"secrets": STACK_SECRETS}, check=True)
+    assert (checked["changed"], calls) == (False, BULK_READ), checked
+
+    # The sources of the templates are read in the same two calls as the secrets rendered from them.
+    rendered, calls = calls_of(story, {"secrets": CONNECTIONS})
+    assert (rendered["changed"], calls) == (False, BULK_READ), rendered
+    assert [s["version_id"] for s in rendered["secrets"]] == [s["version_id"] for s in connections["secrets"]]
+
+    # One secret is read as before: DescribeSecret, and GetSecretValue for its value.
+    single, calls = calls_of(story, {"name": NAME, "return_value": True})
+    assert calls == {"secretsmanager DescribeSecret": 1, "secretsmanager GetSecretValue": 1}, calls
+    assert single["changed"] is False
+    assert story.leaked(password) == []
+
+
+def test_secrets_deleted_out_of_band_are_recreated_or_restored_and_the_others_kept(
+    clean_emulator: Emulator, counted: WeatherProxy
+) -> None:
+    story = Story(clean_emulator, counted)
+    created = story.run({"secrets": STACK_SECRETS})
+    client = sm(clean_emulator)
+    fernet_key = stored(clean_emulator, "airflow/fernet-key")
+    jwt_secret = stored(clean_emulator, "airflow/jwt-secret")
+    password = stored_json(clean_emulator)["password"]
+    client.delete_secret(SecretId="airflow/jwt-secret", ForceDeleteWithoutRecovery=True)
+    client.delete_secret(SecretId="airflow/fernet-key", RecoveryWindowInDays=7)
+
+    repaired = story.run({"secrets": STACK_SECRETS})
+    assert repaired["changed"] is True, repaired
+    assert [s["created"] for s in repaired["secrets"]] == [False, False, False, True, False]
+    assert [s["restored"] for s in repaired["secrets"]] == [False, False, True, False, False]
+    assert "DeletedDate" not in client.describe_secret(SecretId="airflow/fernet-key")
+    assert stored(clean_emulator, "airflow/fernet-key") == fernet_key  # restored with its value
+    new_jwt_secret = stored(clean_emulator, "airflow/jwt-secret")
+    assert new_jwt_secret != jwt_secret and len(new_jwt_secret) == 86
+    assert client.describe_secret(SecretId="airflow/jwt-secret")["Tags"] == [{"Key": "s", "Value": "a"}]
+    assert stored_json(clean_emulator)["password"] == password
+    kept = [0, 1, 4]
+    assert [repaired["secrets"][i]["version_id"] for i in kept] == [created["secrets"][i]["version_id"] for i in kept]
+
+    again, calls = calls_of(story, {"secrets": STACK_SECRETS})
+    assert (again["changed"], calls) == (False, BULK_READ), again
+    assert story.leaked(fernet_key, jwt_secret, new_jwt_secret, password) == []
+
+
+def test_metadata_changed_out_of_band_is_put_back_in_a_bulk_run(
+    clean_emulator: Emulator, counted: WeatherProxy
+) -> None:
+    kms = clean_emulator.client("kms")
+    key, other_key = (kms.create_key()["KeyMetadata"]["Arn"] for _ in range(2))
+    items = [{**item, "kms_key_id": key} for item in STACK_SECRETS]
+    story = Story(clean_emulator, counted)
+    story.run({"secrets": items})
+    client = sm(clean_emulator)
+    password = stored_json(clean_emulator)["password"]
+    jwt_secret = stored(clean_emulator, "airflow/jwt-secret")
+    client.update_secret(SecretId="airflow/database", Description="changed by hand")
+    client.update_secret(SecretId="airflow/jwt-secret", KmsKeyId=other_key)
+    client.tag_resource(SecretId="airflow/broker", Tags=[{"Key": "extra", "Value": "x"}])
+    client.untag_resource(SecretId="airflow/api-secret-key", TagKeys=["s"])
+
+    repaired, calls = calls_of(story, {"secrets": items}, check=True)
+    assert [s["name"] for s in repaired["secrets"] if s["created"]] == []
+    assert repaired["changed"] is True and calls["secretsmanager ListSecrets"] == 1, (repaired, calls)
+    assert "secretsmanager UpdateSecret" not in calls and "secretsmanager TagResource" not in calls
+    repaired = story.run({"secrets": items})
+    assert repaired["changed"] is True, repaired
+    described = {name: client.describe_secret(SecretId=name) for name in (item["name"] for item in items)}
+    assert described["airflow/database"]["Description"] == "db"
+    assert described["airflow/jwt-secret"]["KmsKeyId"] == key
+    assert described["airflow/broker"]["Tags"] == [{"Key": "s", "Value": "a"}]
+    assert described["airflow/api-secret-key"]["Tags"] == [{"Key": "s", "Value": "a"}]
+    assert stored_json(clean_emulator)["password"] == password
+    assert stored(clean_emulator, "airflow/jwt-secret") == jwt_secret
+
+    again, calls = calls_of(story, {"secrets": items})
+    assert (again["changed"], calls) == (False, BULK_READ), again
+
+
+def test_a_source_rotated_earlier_in_the_run_is_read_again_for_the_template(clean_emulator: Emulator) -> None:
+    story = Story(clean_emulator)
+    database, url = STACK_SECRETS[0], CONNECTIONS[0]
+    story.run({"secrets": [database, url]})
+    password = stored_json(clean_emulator)["password"]
+
+    followed = story.run({"secrets": [{**database, "rotate": True}, url]})
+    assert [s["value_changed"] for s in followed["secrets"]] == [True, True], followed
+    new_password = stored_json(clean_emulator)["password"]
+    assert new_password != password
+    assert stored(clean_emulator, url["name"]) == f"postgresql://airflow:{new_password}@db.internal:5432/airflow"
+    assert story.leaked(password, new_password) == []
+
+
 # --- Pure functions, without ansible -------------------------------------------------------------
 
 
@@ -456,3 +619,93 @@ def test_kms_key_forms_match_without_asking_kms(
     desired: str, current: str | None, same: bool, library: ModuleType
 ) -> None:
     assert library.same_kms_key(None, desired, current) is same
+
+
+# --- In this process, against moto: what the module does with a listing that lags ---------------
+
+
+class AwsStubModule(StubModule):
+    """Enough of AnsibleAWSModule for `ensure` against the emulator; every call is recorded by operation."""
+
+    def __init__(self, emulator: Emulator, library: ModuleType, **params: Any) -> None:
+        defaults = {"description": None, "kms_key_id": None, "tags": None, "purge_tags": True, "return_value": False}
+        super().__init__(**{**defaults, **params})
+        self.check_mode = False
+        self.no_log_values: set[str] = set()
+        self.calls: list[str] = []
+        client = boto3.client("secretsmanager", endpoint_url=emulator.url, region_name=REGION, **CREDENTIALS)
+        client.meta.events.register("before-call.secretsmanager.*", self._record)
+        self.secretsmanager = RetryingBotoClientWrapper(client, library.jittered_backoff())
+
+    def _record(self, model: Any, **_: Any) -> None:
+        self.calls.append(model.name)
+
+    def fail_json_aws(self, exception: Exception, msg: str) -> None:
+        raise ModuleFailed(f"{msg}: {exception}")
+
+    def warn(self, warning: str) -> None:
+        raise AssertionError(warning)
+
+
+def listed(module: AwsStubModule, library: ModuleType, name: str = NAME, **stale: Any) -> None:
+    """Prefetch `name` as the module does, then make the listing show `stale` instead (ListSecrets' lag)."""
+    library.list_secrets(module, module.secretsmanager, [name])
+    library.batch_read(module, module.secretsmanager, [library.LISTED[name]["ARN"]])
+    library.LISTED[name].update(stale)
+    module.calls.clear()
+
+
+def test_a_listing_that_shows_a_needed_change_is_checked_with_describe_first(
+    clean_emulator: Emulator, library: ModuleType
+) -> None:
+    sm(clean_emulator).create_secret(
+        Name=NAME, Description="current", SecretString='{"username": "airflow", "password": "0123456789abcdefXYZ"}'
+    )
+    module = AwsStubModule(clean_emulator, library, description="current", json_fields={"username": "airflow"})
+    listed(module, library, Description="before the last run")
+
+    result = library.ensure(module, module.secretsmanager)
+    assert result["changed"] is False, result
+    assert module.calls == ["DescribeSecret"]  # not UpdateSecret: the listing was behind
+    assert result["secret"]["description"] == "current"
+
+
+def test_a_listing_behind_the_current_version_is_not_trusted(clean_emulator: Emulator, library: ModuleType) -> None:
+    client = sm(clean_emulator)
+    client.create_secret(Name=NAME, SecretString="first-value-0123456789")
+    module = AwsStubModule(clean_emulator, library)
+    library.list_secrets(module, module.secretsmanager, [NAME])
+    new_version = client.put_secret_value(SecretId=NAME, SecretString="second-value-0123456789")["VersionId"]
+    library.batch_read(module, module.secretsmanager, [NAME])
+    module.calls.clear()
+
+    result = library.ensure(module, module.secretsmanager)
+    assert result["changed"] is False, result
+    assert result["secret"]["version_id"] == new_version  # the listing still showed the first version
+    assert module.calls == ["DescribeSecret"]
+
+
+def test_a_listed_secret_that_needs_nothing_costs_no_call(clean_emulator: Emulator, library: ModuleType) -> None:
+    sm(clean_emulator).create_secret(Name=NAME, Description="current", SecretString="value-0123456789abcdef")
+    module = AwsStubModule(clean_emulator, library, description="current", return_value=True)
+    listed(module, library)
+
+    result = library.ensure(module, module.secretsmanager)
+    assert (result["changed"], result["value"]) == (False, "value-0123456789abcdef"), result
+    assert module.calls == []
+    assert "value-0123456789abcdef" in module.no_log_values
+
+
+def test_a_secret_missing_from_the_listing_is_described_before_it_is_created(
+    clean_emulator: Emulator, library: ModuleType
+) -> None:
+    module = AwsStubModule(clean_emulator, library, generate="token")
+    library.list_secrets(module, module.secretsmanager, [NAME])  # listed before the secret existed
+    version = sm(clean_emulator).create_secret(Name=NAME, SecretString="made-just-now-0123456789")["VersionId"]
+    module.calls.clear()
+
+    result = library.ensure(module, module.secretsmanager)
+    assert result["changed"] is False, result
+    assert result["secret"]["version_id"] == version
+    assert module.calls == ["DescribeSecret"]  # not CreateSecret: the listing lags behind a creation
+    assert stored(clean_emulator) == "made-just-now-0123456789"
