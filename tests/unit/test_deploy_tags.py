@@ -24,7 +24,8 @@ OTHER_FACTS = {
     if (ROOT / "roles" / role / "meta/outputs.yml").exists()
     for fact in (load_yaml(ROOT / "roles" / role / "meta/outputs.yml").get("other_facts") or {})
 }
-FACT_USE = re.compile(r"\b(" + "|".join(map(re.escape, OTHER_FACTS)) + r")\b(?:[.\[][^|}]*)?\s*(?P<default>\|\s*default\()?")
+FACT_NAMES = "|".join(map(re.escape, OTHER_FACTS))
+FACT_USE = re.compile(r"\b(" + FACT_NAMES + r")\b(?:[.\[][^|}]*)?\s*(?P<default>\|\s*default\()?")
 
 
 def deploy_play() -> dict:
@@ -85,7 +86,6 @@ def test_each_role_of_the_play_is_applied_only_when_asked_and_planned_when_read(
             "role": role,
             "tags": [role, "always"],
             "when": f"'{role}' in __deploy_run",
-            "vars": {"deploy_plan_only": f"{{{{ '{role}' not in __deploy_asked }}}}"},
             "check_mode": "{{ stack_check_mode }}",
         }
 
