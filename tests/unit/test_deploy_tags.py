@@ -16,7 +16,7 @@ from role_files import ROOT, included_role, load_yaml, role_tasks
 GROUP_VARS = load_yaml(ROOT / "group_vars/all/main.yml")
 DEPLOY_ROLES: list[str] = GROUP_VARS["deploy_roles"]
 INPUTS: dict[str, list[str]] = GROUP_VARS["deploy_role_inputs"]
-OUTPUT_USE = re.compile(r"\b([a-z_]+)_outputs\b(?P<rest>(?:\.[a-z_]+|\[[^\]]*\])*)\s*(?P<default>\|\s*default\()?")
+OUTPUT_USE = re.compile(r"\b([a-z_]+)_outputs\b(?:\.[a-z_]+|\[[^\]]*\])*\s*(?P<default>\|\s*default\()?")
 # The other facts a deploy role publishes (meta/outputs.yml `other_facts`), by the role that sets them.
 OTHER_FACTS = {
     fact: role
