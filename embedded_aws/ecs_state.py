@@ -25,6 +25,7 @@ Pinned to moto 5.2.5 (requirements.lock); tests/integration/test_local_agent.py 
 
 from __future__ import annotations
 
+import json
 import os
 import time
 from datetime import UTC, datetime
@@ -38,6 +39,7 @@ from moto.elbv2 import models as elbv2
 from moto.iam.models import iam_backends
 from moto.route53.models import route53_backends
 from moto.servicediscovery import models as servicediscovery
+from moto.servicediscovery import responses as servicediscovery_responses
 from moto.utilities.utils import get_partition
 
 _installed: list[bool] = []  # [True] once install() patched moto
@@ -120,6 +122,47 @@ def _bind_private_namespaces() -> None:
     servicediscovery.ServiceDiscoveryBackend.create_private_dns_namespace = create
 
 
+def _list_services_as_aws() -> None:
+    """ListServices applies its NAMESPACE_ID filter and answers ServiceSummary items, with InstanceCount and
+    without NamespaceId, and CreateService refuses an unknown namespace, as Cloud Map does (moto ignores the
+    filter, answers whole services and creates a service in any namespace id)."""
+    summary_keys = (
+        "Id",
+        "Arn",
+        "Name",
+        "Type",
+        "Description",
+        "DnsConfig",
+        "HealthCheckConfig",
+        "HealthCheckCustomConfig",
+        "CreateDate",
+    )
+
+    def listed(self: servicediscovery_responses.ServiceDiscoveryResponse) -> str:
+        wanted: set[str] = set()
+        for item in json.loads(self.body or "{}").get("Filters") or []:
+            if item.get("Name") == "NAMESPACE_ID":
+                wanted = set(item.get("Values") or [])
+        summaries = []
+        for service in self.servicediscovery_backend.list_services():
+            if wanted and service.namespace_id not in wanted:
+                continue
+            full = service.to_json()
+            summary = {key: full[key] for key in summary_keys if full.get(key) is not None}
+            summaries.append({**summary, "InstanceCount": len(service.instances)})
+        return json.dumps({"Services": summaries})
+
+    servicediscovery_responses.ServiceDiscoveryResponse.list_services = listed
+
+    create_service = servicediscovery.ServiceDiscoveryBackend.create_service
+
+    def create(self: servicediscovery.ServiceDiscoveryBackend, name: str, namespace_id: str, *args: Any, **kwargs: Any):
+        self.get_namespace(namespace_id)  # NamespaceNotFound, as Cloud Map answers (moto creates the service)
+        return create_service(self, name, namespace_id, *args, **kwargs)
+
+    servicediscovery.ServiceDiscoveryBackend.create_service = create
+
+
 def _unpropagated_role(backend: ecs.EC2ContainerServiceBackend, task_definition: str) -> str | None:
     """A role of the task definition younger than EMBEDDED_AWS_IAM_PROPAGATION_SECONDS, as ECS cannot assume yet."""
     seconds = float(os.environ.get("EMBEDDED_AWS_IAM_PROPAGATION_SECONDS") or 0)
@@ -163,6 +206,7 @@ def install_api_only() -> None:
     """Without the runtime: services are steady as soon as they are created or updated."""
     _keep_service_settings()
     _bind_private_namespaces()
+    _list_services_as_aws()
     _list_tasks_of_a_service()
     _patch_run_task()
     service_init = ecs.Service.__init__
@@ -196,6 +240,7 @@ def install() -> None:
     _installed.append(True)
     _keep_service_settings()
     _bind_private_namespaces()
+    _list_services_as_aws()
     _list_tasks_of_a_service()
     _patch_run_task()
     _patch_tasks()

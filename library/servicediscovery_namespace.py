@@ -211,7 +211,7 @@ def hosted_zone_vpcs(module: AnsibleAWSModule, namespace: dict) -> list[str] | N
 
 
 def find_namespace(module: AnsibleAWSModule, client: Any, name: str, vpc_id: str | None) -> dict | None:
-    """Full description of the private namespace called `name` (in `vpc_id` when several), or None."""
+    """The private namespace called `name` (in `vpc_id` when several), as ListNamespaces describes it, or None."""
     try:
         summaries = list_namespaces(client, "TYPE", NAMESPACE_TYPE)
     except (BotoCoreError, ClientError) as e:
@@ -220,13 +220,13 @@ def find_namespace(module: AnsibleAWSModule, client: Any, name: str, vpc_id: str
     matches = [ns for ns in summaries if ns["Name"] == name and ns.get("Type") == NAMESPACE_TYPE]
     if not matches:
         return None
+    # A NamespaceSummary holds all a namespace's settings (GetNamespace adds only the creator request id).
     if len(matches) == 1:
-        return get_namespace(module, client, matches[0]["Id"])
+        return matches[0]
     if vpc_id:
         for summary in matches:
-            namespace = get_namespace(module, client, summary["Id"])
-            if vpc_id in (hosted_zone_vpcs(module, namespace) or []):
-                return namespace
+            if vpc_id in (hosted_zone_vpcs(module, summary) or []):
+                return summary
         return None
     ids = ", ".join(ns["Id"] for ns in matches)
     module.fail_json(msg=f"Several Cloud Map private namespaces are named '{name}' ({ids}); set vpc_id to choose one")

@@ -211,8 +211,8 @@ from ansible.module_utils.servicediscovery import (
     get_tags,
     list_namespaces,
     resource_result,
+    service_summary,
     servicediscovery_client,
-    services_in_namespace,
     sync_tags,
     wait_for_operation,
 )
@@ -233,12 +233,7 @@ def resolve_namespace_id(module: AnsibleAWSModule, client: Any) -> str | None:
     """Id of the namespace given by namespace_id or namespace_name; None when it does not exist."""
     namespace_id = module.params["namespace_id"]
     if namespace_id:
-        try:
-            return client.get_namespace(Id=namespace_id, aws_retry=True)["Namespace"]["Id"]
-        except is_boto3_error_code("NamespaceNotFound"):
-            return None
-        except (BotoCoreError, ClientError) as e:  # pylint: disable=duplicate-except
-            module.fail_json_aws(e, msg=f"Failed to describe Cloud Map namespace {namespace_id}")
+        return namespace_id  # not read: a missing one lists no service, and CreateService says NamespaceNotFound
     name = module.params["namespace_name"]
     try:
         summaries = list_namespaces(client, "NAME", name)
@@ -258,10 +253,10 @@ def missing_namespace(module: AnsibleAWSModule) -> str:
 
 
 def find_service(module: AnsibleAWSModule, client: Any, namespace_id: str) -> dict | None:
-    """The service called `name` in the namespace, as returned by get_service, or None."""
+    """The service called `name` in the namespace, as its ServiceSummary (one ListServices call), or None."""
     name = module.params["name"]
     try:
-        return next(services_in_namespace(client, namespace_id, name), None)
+        return service_summary(client, namespace_id, name)
     except (BotoCoreError, ClientError) as e:
         module.fail_json_aws(e, msg=f"Failed to look up Cloud Map service '{name}' in namespace {namespace_id}")
 
@@ -282,7 +277,7 @@ def describe(module: AnsibleAWSModule, client: Any, service_id: str) -> dict:
 
 def to_result(service: dict, tags: dict[str, str], instance_count: int) -> dict:
     result = resource_result(service, tags)
-    result["instance_count"] = instance_count  # moto 5.2.5 does not report InstanceCount
+    result["instance_count"] = instance_count
     return result
 
 
@@ -369,7 +364,9 @@ def create_service(module: AnsibleAWSModule, client: Any, namespace_id: str) -> 
         params["Tags"] = ansible_dict_to_boto3_tag_list(module.params["tags"])
     try:
         return client.create_service(aws_retry=True, **params)["Service"]
-    except (BotoCoreError, ClientError) as e:
+    except is_boto3_error_code("NamespaceNotFound"):
+        module.fail_json(msg=f"{missing_namespace(module)}; create it first")
+    except (BotoCoreError, ClientError) as e:  # pylint: disable=duplicate-except
         module.fail_json_aws(e, msg=f"Failed to create Cloud Map service '{name}' in namespace {namespace_id}")
 
 
@@ -447,11 +444,12 @@ def ensure_present(module: AnsibleAWSModule, client: Any, namespace_id: str, ser
         update_service(module, client, service, change, result)
     changed_tags = sync_tags(module, client, service["Arn"], tags)
     result["changed"] = bool(change) or changed_tags
+    instance_count = service.get("InstanceCount", 0)  # from ListServices; an update leaves the instances
     if result["changed"] and not module.check_mode:
         service, tags = describe(module, client, service["Id"]), get_tags(module, client, service["Arn"])
     elif result["changed"]:
         service, tags = planned, desired_tags(module, tags)
-    result["service"] = to_result(service, tags, len(get_instances(module, client, service)))
+    result["service"] = to_result(service, tags, instance_count)
     return result
 
 

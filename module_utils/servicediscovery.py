@@ -122,6 +122,15 @@ def list_service_summaries(client: Any, namespace_id: str) -> list[dict]:
     return paginator.paginate(Filters=filters).build_full_result()["Services"]
 
 
+def service_summary(client: Any, namespace_id: str, name: str) -> dict | None:
+    """The service called `name` in the namespace, from ListServices alone (its NAMESPACE_ID filter does the
+    work): a ServiceSummary (settings, InstanceCount) with the NamespaceId it lacks filled in, or None."""
+    for summary in list_service_summaries(client, namespace_id):
+        if summary["Name"] == name:
+            return {**summary, "NamespaceId": namespace_id}
+    return None
+
+
 def services_in_namespace(client: Any, namespace_id: str, name: str | None = None) -> Iterator[dict]:
     """Services of one namespace (only those called `name` when given), each as returned by get_service.
 

@@ -7,7 +7,9 @@ from types import ModuleType
 
 import pytest
 from ansible_runner import run_module
-from emulator import Emulator
+from emulator import Emulator, endpoint_env
+
+from embedded_aws.weather import Weather, WeatherProxy
 
 MODULE = "servicediscovery_namespace"
 NAME = "airflow.local"
@@ -41,9 +43,21 @@ def test_namespace_lifecycle_story(clean_emulator: Emulator, vpc_id: str) -> Non
     assert namespace["tags"] == {"stack": "airflow", "team": "data"}
     assert [ns["Id"] for ns in private_namespaces(clean_emulator)] == [namespace["id"]]
 
-    again = run_module(MODULE, args, env=env)
+    weather = Weather(latency_ms=0)
+    proxy = WeatherProxy(clean_emulator.url, weather)
+    try:
+        again = run_module(MODULE, args, env=endpoint_env(proxy.url))
+        calls = weather.stats()["calls"]
+    finally:
+        proxy.close()
     assert again["changed"] is False, again
     assert again["namespace"]["id"] == namespace["id"]
+    # The namespace from its ListNamespaces summary, its VPC from its hosted zone, then its tags.
+    assert calls == {
+        "servicediscovery ListNamespaces": 1,
+        "route53 GET /{id}/hostedzone/{id}": 1,
+        "servicediscovery ListTagsForResource": 1,
+    }, calls
 
     update = {**args, "description": "second", "tags": {"stack": "airflow", "owner": "me"}}
     updated = run_module(MODULE, update, env=env, diff=True)

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 from ansible_runner import run_module
-from emulator import Emulator
+from emulator import Emulator, endpoint_env
+
+from embedded_aws.weather import Weather, WeatherProxy
 
 MODULE = "servicediscovery_service"
 
@@ -89,3 +91,36 @@ def test_unknown_namespace_name_is_a_clear_error_except_in_check_mode(clean_emul
     planned = run_module(MODULE, args, env=clean_emulator.env(), check=True)
     assert planned["changed"] is True, planned
     assert "assuming an earlier task creates it" in planned["warnings"][0]
+
+
+def test_a_rerun_reads_one_list_and_the_tags_and_never_takes_another_namespaces_service(
+    clean_emulator: Emulator, namespace_id: str
+) -> None:
+    """By namespace_id, a no-op is ListServices (filtered by NAMESPACE_ID) and ListTagsForResource; the
+    instance count comes from the summary. A same-named service of another namespace is not this one."""
+    client = clean_emulator.client("servicediscovery")
+    other_vpc = clean_emulator.client("ec2").create_vpc(CidrBlock="10.30.0.0/16")["Vpc"]["VpcId"]
+    operation = client.create_private_dns_namespace(Name="other.local", Vpc=other_vpc)["OperationId"]
+    other = client.get_operation(OperationId=operation)["Operation"]["Targets"]["NAMESPACE"]
+    client.create_service(Name="api-server", NamespaceId=other, DnsConfig={"DnsRecords": [{"Type": "SRV", "TTL": 5}]})
+    args = {"name": "api-server", "namespace_id": namespace_id, "tags": {"stack": "airflow"}}
+    created = run_module(MODULE, args, env=clean_emulator.env())
+    assert created["changed"] is True and created["service"]["namespace_id"] == namespace_id, created
+    client.register_instance(
+        ServiceId=created["service"]["id"], InstanceId="task-1", Attributes={"AWS_INSTANCE_IPV4": "10.20.0.5"}
+    )
+
+    weather = Weather(latency_ms=0)
+    proxy = WeatherProxy(clean_emulator.url, weather)
+    try:
+        again = run_module(MODULE, args, env=endpoint_env(proxy.url))
+        calls = weather.stats()["calls"]
+    finally:
+        proxy.close()
+    assert again["changed"] is False, again
+    assert (again["service"]["id"], again["service"]["instance_count"]) == (created["service"]["id"], 1)
+    assert calls == {"servicediscovery ListServices": 1, "servicediscovery ListTagsForResource": 1}
+
+    missing = run_module(MODULE, {**args, "namespace_id": "ns-doesnotexist0000"}, env=clean_emulator.env())
+    assert missing.get("failed") is True
+    assert missing["msg"] == "Cloud Map namespace ns-doesnotexist0000 (namespace_id) does not exist; create it first"
