@@ -39,7 +39,7 @@ ADMIN_POLICY = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Acti
 _log_lock = threading.Lock()
 
 # Where the IAM action differs from "<signing name>:<operation>" (Service Authorization Reference).
-SERVICE_PREFIXES = {"monitoring": "cloudwatch"}
+SERVICE_PREFIXES = {"monitoring": "cloudwatch", "tagging": "tag"}
 S3_ACTIONS = {
     "HeadBucket": "ListBucket",
     "ListBuckets": "ListAllMyBuckets",

@@ -84,7 +84,9 @@ extends_documentation_fragment:
   - amazon.aws.boto3
 notes:
   - API calls per run for N groups that share a prefix (fewer than 50 other groups with that prefix) are
-    one C(DescribeLogGroups) and one C(ListTagsForResource) per existing group when nothing changes; plus one
+    one C(DescribeLogGroups) and one C(tag:GetResources) per 100 existing groups when nothing changes (a
+    C(ListTagsForResource) for a group the tagging index does not list with the wanted tags: the index can
+    lag a change by minutes, so it only confirms, and the group's own tags decide a change); plus one
     C(CreateLogGroup) and one C(PutRetentionPolicy) per new group and one more C(DescribeLogGroups) (for the
     ARNs) when groups are created; one C(DescribeLogGroups) plus one C(DeleteLogGroup) per existing group
     with O(state=absent). The tags after a change are computed, not read back.
@@ -177,6 +179,7 @@ with contextlib.suppress(ImportError):  # a missing botocore is reported by Ansi
 from ansible.module_utils.aws_retry import jittered_backoff
 from ansible.module_utils.common.text.converters import to_text
 from ansible.module_utils.desired_tags import desired_tags as tags_after_run
+from ansible.module_utils.tag_index import confirmed_tags, indexed_tags
 from ansible_collections.amazon.aws.plugins.module_utils.botocore import is_boto3_error_code
 from ansible_collections.amazon.aws.plugins.module_utils.modules import AnsibleAWSModule
 from ansible_collections.amazon.aws.plugins.module_utils.tagging import compare_aws_tags
@@ -402,10 +405,20 @@ def delete_group(module: AnsibleAWSModule, client: Any, name: str) -> None:
 
 def ensure_present(module: AnsibleAWSModule, client: Any, names: list[str]) -> dict[str, Any]:
     found = describe_groups(module, client, names)
+    indexed = indexed_tags(module, [arn_of(group) for group in found.values()])
+    desired = wanted_tags(module)
+
+    def as_wanted(tags: dict[str, str]) -> bool:
+        return desired is None or compare_aws_tags(tags, desired, module.params["purge_tags"]) == ({}, [])
+
     before, after, plans = [], [], {}
     for name in names:
         group = found.get(name)
-        tags = get_tags(module, client, group) if group else {}
+        tags = {}
+        if group:
+            tags = confirmed_tags(
+                indexed, arn_of(group), as_wanted, lambda group=group: get_tags(module, client, group)
+            )
         plans[name] = plan_group(module, name, group, tags)
         if group:
             before.append(summary(name, group, tags))

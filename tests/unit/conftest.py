@@ -40,6 +40,13 @@ def load_source(name: str, path: Path, monkeypatch: pytest.MonkeyPatch) -> Modul
 @pytest.fixture
 def load_library_module(monkeypatch: pytest.MonkeyPatch) -> Callable[[str], ModuleType]:
     """Import a library/ module in this process, with the project's module_utils where Ansible puts them."""
-    for util in ("aws_retry", "desired_tags", "servicediscovery", "ec2_batch", "batch_items"):  # in dependency order
+    for util in (
+        "aws_retry",
+        "desired_tags",
+        "tag_index",
+        "servicediscovery",
+        "ec2_batch",
+        "batch_items",
+    ):  # in dependency order
         load_source(f"ansible.module_utils.{util}", ROOT / "module_utils" / f"{util}.py", monkeypatch)
     return lambda name: load_source(f"library_{name}", ROOT / "library" / f"{name}.py", monkeypatch)

@@ -16,6 +16,8 @@ import pytest
 from ansible_runner import run_module, run_module_with_output
 from emulator import Emulator, endpoint_env, free_port
 
+from embedded_aws.weather import Weather, WeatherProxy
+
 MODULE = "cloudwatchlogs_log_groups"
 PREFIX = "/ecs/airflow/"
 NAMES = [f"{PREFIX}scheduler", f"{PREFIX}api-server", f"{PREFIX}worker"]  # not sorted: the order must be kept
@@ -72,10 +74,18 @@ def test_create_then_nothing_to_do(clean_emulator: Emulator) -> None:
         f"{PREFIX}flower": {"retention": None, "tags": {}},
     }
 
-    again = run_module(MODULE, args, env=env, diff=True)
+    weather = Weather(latency_ms=0)
+    proxy = WeatherProxy(clean_emulator.url, weather)
+    try:
+        again = run_module(MODULE, args, env=endpoint_env(proxy.url), diff=True)
+        calls = weather.stats()["calls"]
+    finally:
+        proxy.close()
     assert again["changed"] is False, again
     assert again["log_groups"] == created["log_groups"]
     assert again["diff"]["before"] == again["diff"]["after"]
+    # The tags of every group from one tagging-index call, not one ListTagsForResource per group.
+    assert calls == {"logs DescribeLogGroups": 1, "tagging GetResources": 1}, calls
 
 
 def test_check_mode_on_a_fresh_emulator_creates_nothing(clean_emulator: Emulator) -> None:
@@ -247,3 +257,20 @@ def test_no_names_is_a_no_op_without_any_call(emulator: Emulator) -> None:
     result = run_module(MODULE, {"names": [], "retention": 30, "tags": TAGS}, env=dead)
     assert result.get("failed") is not True, result
     assert (result["changed"], result["log_groups"]) == (False, [])
+
+
+def test_the_tag_index_only_confirms_and_the_groups_own_tags_decide(load_library_module) -> None:
+    """The tagging index can lag a change by minutes: what it lists is taken only when it is as wanted."""
+    confirmed_tags = load_library_module(MODULE).confirmed_tags
+
+    arn = "arn:aws:logs:us-east-1:123456789012:log-group:/ecs/airflow/worker"
+    wanted = {"team": "data"}
+
+    def read() -> dict[str, str]:
+        return {"team": "data"}  # what ListTagsForResource answers
+
+    stale = {arn: {"team": "old"}}
+    assert confirmed_tags(stale, arn, lambda tags: tags == wanted, read) == {"team": "data"}
+    assert confirmed_tags({}, arn, lambda tags: tags == wanted, read) == {"team": "data"}
+    listed = {arn: {"team": "data"}}
+    assert confirmed_tags(listed, arn, lambda tags: tags == wanted, lambda: pytest.fail("read needlessly")) == wanted
