@@ -473,7 +473,10 @@ def main() -> None:
         check_params(module)
         changed, target, policy, alarm, new_target, new_policy, new_alarm = ensure_present(module, scaling)
     else:
-        target, policy, alarm = scaling.target(), scaling.policy(), scaling.alarm()
+        target = scaling.target()
+        # A scaling policy lives and dies with its scalable target (DeregisterScalableTarget deletes it).
+        policy = scaling.policy() if target else {}
+        alarm = scaling.alarm()
         changed = bool(target or policy or alarm)
         if changed and not module.check_mode:
             scaling.delete(target, policy, alarm)

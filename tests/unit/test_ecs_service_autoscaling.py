@@ -11,7 +11,9 @@ from typing import Any
 
 import pytest
 from ansible_runner import run_module
-from emulator import Emulator
+from emulator import Emulator, endpoint_env
+
+from embedded_aws.weather import Weather, WeatherProxy
 
 MODULE = "ecs_service_autoscaling"
 CLUSTER = "airflow"
@@ -102,7 +104,18 @@ def test_autoscaling_story(clean_emulator: Emulator, service: str) -> None:
     removed = run_module(MODULE, absent, env=env, diff=True)
     assert removed["changed"] is True and removed["diff"]["after"] == {}
     assert in_aws(clean_emulator) == {"bounds": None, "steps": None, "alarm_actions": None}
-    assert run_module(MODULE, absent, env=env)["changed"] is False
+    weather = Weather(latency_ms=0)
+    proxy = WeatherProxy(clean_emulator.url, weather)
+    try:
+        assert run_module(MODULE, absent, env=endpoint_env(proxy.url))["changed"] is False
+        calls = weather.stats()["calls"]
+    finally:
+        proxy.close()
+    # No scalable target, so no scaling policy (it is deleted with its target): not asked for.
+    assert calls == {
+        "application-autoscaling DescribeScalableTargets": 1,
+        "monitoring DescribeAlarms": 1,
+    }, calls
 
 
 BAD_INPUTS = [
