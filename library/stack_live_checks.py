@@ -84,6 +84,10 @@ database:
   type: dict
   returned: always
   sample: {exists: true, engine_version: "17.6", password_version: "a1b2c3d4-..."}
+availability_zones:
+  description: The region's available AZ names, sorted, when the network check read them (the stack's VPC exists).
+  type: list
+  returned: when the stack's VPC exists
 """
 
 import contextlib
@@ -121,6 +125,7 @@ class Checks:
         self.deletable_buckets: list[str] = []
         self.kms_key_arn = ""
         self.database_plan: dict[str, Any] = {}
+        self.availability_zones: list[str] | None = None
         self._clients: dict[str, Any] = {}
 
     def client(self, service: str) -> Any:
@@ -142,7 +147,7 @@ class Checks:
                 if error_code(err) == "NoSuchEntity":
                     continue
                 raise
-            tags = {t["Key"]: t["Value"] for t in iam.list_role_tags(RoleName=name, aws_retry=True)["Tags"]}
+            tags = {t["Key"]: t["Value"] for t in role.get("Tags", [])}  # GetRole answers them
             if tags.get(STACK_TAG) != self.stack:
                 self.iam_roles_elsewhere.append(name)  # a teardown leaves a role it does not own alone
                 if self.params["mode"] == "deploy":
@@ -203,7 +208,8 @@ class Checks:
             ],
             aws_retry=True,
         )["AvailabilityZones"]
-        azs = sorted(z["ZoneName"] for z in zones)[: int(wanted["az_count"])]
+        self.availability_zones = sorted(z["ZoneName"] for z in zones)  # the network role takes them from here
+        azs = self.availability_zones[: int(wanted["az_count"])]
         desired = {}
         for tier in ("public", "private"):
             desired.update({(tier, az): cidr for az, cidr in zip(azs, wanted[f"{tier}_cidrs"], strict=False)})
@@ -343,21 +349,17 @@ class Checks:
 
     def bucket_tags(self, name: str) -> dict[str, str] | None:
         """The bucket's tags; None when it does not exist; raises PermissionError when another account owns it."""
-        s3 = self.client("s3")
         try:
-            s3.head_bucket(Bucket=name, aws_retry=True)
+            tag_set = self.client("s3").get_bucket_tagging(Bucket=name, aws_retry=True)["TagSet"]
         except ClientError as err:
             if error_code(err) in ("404", "NoSuchBucket", "NotFound"):
                 return None
             if error_code(err) in ("403", "AccessDenied"):
                 raise PermissionError(name) from err
-            raise
-        try:
-            return {t["Key"]: t["Value"] for t in s3.get_bucket_tagging(Bucket=name, aws_retry=True)["TagSet"]}
-        except ClientError as err:
             if error_code(err) == "NoSuchTagSet":
                 return {}
             raise
+        return {t["Key"]: t["Value"] for t in tag_set}
 
     def deployed_buckets(self) -> dict[str, str]:
         """Variable -> bucket name, as the stack's task role policy names them (empty before the first deploy)."""
@@ -549,6 +551,8 @@ def main() -> None:
         "kms_key_arn": checks.kms_key_arn,
         "database": checks.database_plan,
     }
+    if checks.availability_zones is not None:
+        result["availability_zones"] = checks.availability_zones
     if checks.problems:
         module.fail_json(msg="\n".join(["Refused before any change:", *checks.problems]))
     module.exit_json(**result)
