@@ -201,6 +201,7 @@ with contextlib.suppress(ImportError):  # a missing botocore is reported by Ansi
 
 from ansible.module_utils.aws_retry import jittered_backoff
 from ansible.module_utils.desired_tags import desired_tags
+from ansible.module_utils.tag_index import confirmed_tags, indexed_tags
 from ansible_collections.amazon.aws.plugins.module_utils.botocore import is_boto3_error_code
 from ansible_collections.amazon.aws.plugins.module_utils.modules import AnsibleAWSModule
 
@@ -431,7 +432,7 @@ def wanted_value(bucket: dict[str, Any], setting: str, current: Any) -> Any:
 
 
 def ensure_bucket(
-    module: AnsibleAWSModule, client: Any, bucket: dict[str, Any], listed: dict | None
+    module: AnsibleAWSModule, client: Any, bucket: dict[str, Any], listed: dict | None, indexed: dict
 ) -> tuple[dict[str, Any], dict, dict]:
     """Create the bucket if needed and write what differs; returns its result and its diff before/after."""
     name = bucket["name"]
@@ -450,7 +451,18 @@ def ensure_bucket(
             current["object_ownership"] = bucket["settings"]["object_ownership"]
         before: dict = {}
     else:
-        current = {setting: read_setting(module, client, name, setting) for setting in managed}
+        current = {}
+        for setting in managed:
+            if setting == "tags":  # the tagging index's answer when it is as wanted, else GetBucketTagging
+                arn = f"arn:{partition_of(module.region)}:s3:::{name}"
+                current[setting] = confirmed_tags(
+                    indexed,
+                    arn,
+                    lambda tags: wanted_value(bucket, "tags", tags) == tags,
+                    lambda: read_setting(module, client, name, "tags"),
+                )
+            else:
+                current[setting] = read_setting(module, client, name, setting)
         before = current
 
     after = {setting: wanted_value(bucket, setting, current[setting]) for setting in managed}
@@ -476,10 +488,14 @@ def main() -> None:
 
     client = module.client("s3", retry_decorator=jittered_backoff())
     listed = listed_buckets(module, client, [bucket["name"] for bucket in buckets])
+    tagged = [
+        bucket["name"] for bucket in buckets if bucket["name"] in listed and bucket["settings"]["tags"] is not None
+    ]
+    indexed = indexed_tags(module, [f"arn:{partition_of(module.region)}:s3:::{name}" for name in tagged])
     results, before, after = {}, {}, {}
     for bucket in buckets:
         name = bucket["name"]
-        results[name], before[name], after[name] = ensure_bucket(module, client, bucket, listed.get(name))
+        results[name], before[name], after[name] = ensure_bucket(module, client, bucket, listed.get(name), indexed)
 
     result: dict[str, Any] = {
         "changed": any(entry["changed"] for entry in results.values()),

@@ -98,6 +98,7 @@ with contextlib.suppress(ImportError):  # AnsibleAWSModule reports a missing bot
     from botocore.exceptions import BotoCoreError, ClientError
 
 from ansible.module_utils.aws_retry import jittered_backoff
+from ansible.module_utils.tag_index import indexed_tags
 from ansible_collections.amazon.aws.plugins.module_utils.modules import AnsibleAWSModule
 
 STACK_TAG = "airflow-ecs:stack"
@@ -383,8 +384,25 @@ class Checks:
                 found[variable] = resources[0].removeprefix("arn:aws:s3:::").split("/")[0]
         return found
 
+    def owned_by_index(self) -> set[str]:
+        """The buckets the tagging index lists with this stack's tag (one call for all; deploy mode only).
+
+        The index can lag a change by minutes; it only spares the GetBucketTagging of a bucket it shows as
+        the stack's, and anything else is read from the bucket itself."""
+        if self.params["mode"] != "deploy" or not self.params["buckets"]:
+            return set()
+        partition = "aws-cn" if self.region.startswith("cn-") else "aws"
+        partition = "aws-us-gov" if self.region.startswith("us-gov-") else partition
+        arns = {f"arn:{partition}:s3:::{name}": name for name in self.params["buckets"].values()}
+        return {
+            arns[arn]
+            for arn, tags in indexed_tags(self.module, list(arns)).items()
+            if tags.get(STACK_TAG) == self.stack
+        }
+
     def buckets(self) -> None:
         deployed = self.deployed_buckets() if self.params["mode"] == "deploy" else {}
+        owned = self.owned_by_index()
         for variable, name in self.params["buckets"].items():
             if deployed.get(variable) not in (None, name):
                 self.refuse(
@@ -394,6 +412,8 @@ class Checks:
                     f"on a new stack",
                 )
                 continue
+            if name in owned:
+                continue  # the stack's, and a deploy checks nothing else of it
             try:
                 tags = self.bucket_tags(name)
             except PermissionError:

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 from ansible_runner import run_module
+from emulator import endpoint_env
+
+from embedded_aws.weather import Weather, WeatherProxy
 
 DAGS = "airflow-dags-000000000000-us-east-1"
 
@@ -40,6 +43,31 @@ def test_another_stacks_bucket_is_refused_even_when_empty(clean_emulator):
     refused = check(clean_emulator, "deploy")
     assert refused["failed"] and "'other'" in refused["msg"]
     assert check(clean_emulator, "teardown")["deletable_buckets"] == []
+
+
+def test_the_stacks_own_bucket_is_known_from_the_tagging_index_and_any_other_is_read(clean_emulator):
+    """A re-run's deploy check of the stack's buckets is one tag:GetResources for all of them; a bucket the index
+    does not show as the stack's is read from the bucket itself (the index can lag a change by minutes)."""
+    s3 = clean_emulator.client("s3")
+    s3.create_bucket(Bucket=DAGS)
+    s3.put_bucket_tagging(Bucket=DAGS, Tagging={"TagSet": [{"Key": "airflow-ecs:stack", "Value": "airflow"}]})
+    other = "someone-elses-bucket"
+    s3.create_bucket(Bucket=other)
+    s3.put_bucket_tagging(Bucket=other, Tagging={"TagSet": [{"Key": "airflow-ecs:stack", "Value": "other"}]})
+    weather = Weather(latency_ms=0)
+    proxy = WeatherProxy(clean_emulator.url, weather)
+    args = {"stack_name": "airflow", "region": "us-east-1", "mode": "deploy", "buckets": {"airflow_dag_bucket": DAGS}}
+    try:
+        ours = run_module("stack_live_checks", args, env=endpoint_env(proxy.url), check=True)
+        assert not ours.get("failed"), ours
+        assert weather.stats()["calls"] == {"tagging GetResources": 1}
+        weather.reset()
+        both = {**args, "buckets": {"airflow_dag_bucket": DAGS, "airflow_data_bucket": other}}
+        refused = run_module("stack_live_checks", both, env=endpoint_env(proxy.url), check=True)
+        assert weather.stats()["calls"] == {"tagging GetResources": 1, "s3 GET Bucket?tagging": 1}
+    finally:
+        proxy.close()
+    assert refused["failed"] and "airflow_data_bucket: the bucket 'someone-elses-bucket' exists" in refused["msg"]
 
 
 def test_an_iam_role_of_another_owner_stops_a_deploy_and_is_left_alone_by_a_teardown(clean_emulator):
