@@ -71,6 +71,19 @@ def _set_engine_version(self: DBInstance, value: str) -> None:
 DBInstance.engine_version = property(DBInstance.engine_version.fget, _set_engine_version)
 
 
+_moto_modify_subnet_group = RDSBackend.modify_db_subnet_group
+
+
+def modify_db_subnet_group(self: RDSBackend, subnet_name: str, description: str, subnets: list) -> Any:
+    """ModifyDBSubnetGroup keeps the group (moto 5.2.5 pops it from its store and never puts it back)."""
+    group = _moto_modify_subnet_group(self, subnet_name, description, subnets)
+    self.subnet_groups[subnet_name] = group
+    return group
+
+
+RDSBackend.modify_db_subnet_group = modify_db_subnet_group
+
+
 def start_agent() -> None:
     """The local ECS agent, when EMBEDDED_AWS_RUNTIME_DIR is set; SIGTERM/SIGINT stop its tasks first."""
     runtime_dir = os.environ.get("EMBEDDED_AWS_RUNTIME_DIR")

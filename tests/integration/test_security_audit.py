@@ -229,8 +229,8 @@ def test_a_service_in_public_subnets_is_named(aws):
 def test_private_subnets_routed_to_the_internet_gateway_expose_every_service_and_the_database(aws):
     """The private route table's default route pointed at the internet gateway instead of the NAT gateway.
 
-    (The emulator's ModifyDBSubnetGroup drops the group, so the database's subnets are made public
-    through their route table, as an operator's routing mistake would.)
+    (The database's subnets are made public through their route table, as an operator's routing mistake
+    would.)
     """
     private = _subnet_ids(aws, "private")
     [table] = aws.ec2.describe_route_tables(Filters=[{"Name": "association.subnet-id", "Values": private}])[
