@@ -1,26 +1,73 @@
 """library/ecs_cluster_settings.py against a moto server, through the real `ansible` CLI.
 
-moto 5.2.5 knows cluster settings and tags, with two quirks the tests live with:
+The module's calls in the create / re-run / repair / delete tests go through the weather proxy
+(embedded_aws/weather.py, no latency, no faults), which counts every request it forwards by operation: that
+count is what the module really sent. What the cluster holds is read with boto3 straight from the emulator.
+
+moto 5.2.5 knows cluster settings, tags and capacity providers, with quirks the tests live with:
 - it has no UpdateClusterSettings (HTTP 500), which is why the module uses UpdateCluster(settings=...);
-- it returns `settings` even without include=SETTINGS, and omits `tags` when a cluster has none.
+- it returns `settings` even without include=SETTINGS, and omits `tags` when a cluster has none;
+- DeleteCluster leaves the cluster listed as INACTIVE, as AWS does for a while.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
 from ansible_runner import run_module
-from emulator import Emulator
+from emulator import Emulator, endpoint_env
+
+from embedded_aws.weather import Weather, WeatherProxy
 
 MODULE = "ecs_cluster_settings"
 NAME = "airflow"
+TAGS = {"airflow-ecs:stack": "airflow", "team": "data"}
+FARGATE_FIRST = [{"capacity_provider": "FARGATE", "weight": 1, "base": 0}]
+# What roles/ecs_cluster passes: the cluster is created when missing.
+ROLE_ARGS = {
+    "cluster": NAME,
+    "capacity_providers": ["FARGATE", "FARGATE_SPOT"],
+    "default_capacity_provider_strategy": FARGATE_FIRST,
+    "container_insights": "enabled",
+    "tags": TAGS,
+    "state": "present",
+}
+DESCRIBE = "ecs DescribeClusters"
 
 
 @pytest.fixture
 def cluster_arn(clean_emulator: Emulator) -> str:
     """A fresh cluster made with boto3: Container Insights disabled (moto's default), no tags."""
     return clean_emulator.client("ecs").create_cluster(clusterName=NAME)["cluster"]["clusterArn"]
+
+
+@pytest.fixture
+def proxy(clean_emulator: Emulator) -> Iterator[WeatherProxy]:
+    """The weather proxy in front of the blank emulator, counting the module's calls (no latency, no faults)."""
+    counting = WeatherProxy(clean_emulator.url, Weather(latency_ms=0))
+    yield counting
+    counting.close()
+
+
+def run(proxy: WeatherProxy, args: dict[str, Any], **kwargs: Any) -> tuple[dict[str, Any], dict[str, int]]:
+    """One module run through the proxy: its result and the AWS calls it made, by operation."""
+    proxy.weather.reset()
+    result = run_module(MODULE, args, env=endpoint_env(proxy.url), **kwargs)
+    return result, proxy.weather.stats()["calls"]
+
+
+def capacity_in_aws(emulator: Emulator) -> dict[str, Any]:
+    """The cluster's status, capacity providers and default strategy as ECS reports them (None: no cluster)."""
+    clusters = emulator.client("ecs").describe_clusters(clusters=[NAME])["clusters"]
+    if not clusters:
+        return {"status": None}
+    return {
+        "status": clusters[0]["status"],
+        "capacity_providers": clusters[0].get("capacityProviders") or [],
+        "strategy": clusters[0].get("defaultCapacityProviderStrategy") or [],
+    }
 
 
 def in_aws(emulator: Emulator) -> dict[str, Any]:
@@ -37,9 +84,10 @@ def test_settings_and_tags_story(clean_emulator: Emulator, cluster_arn: str) -> 
 
     planned = run_module(MODULE, enable, env=env, check=True, diff=True)
     assert planned["changed"] is True, planned
+    unmanaged = {"capacity_providers": [], "default_capacity_provider_strategy": []}  # left alone: not given
     assert planned["diff"] == {
-        "before": {"container_insights": "disabled", "execute_command_configuration": {}, "tags": {}},
-        "after": {"container_insights": "enabled", "execute_command_configuration": {}, "tags": {}},
+        "before": {"container_insights": "disabled", "execute_command_configuration": {}, "tags": {}, **unmanaged},
+        "after": {"container_insights": "enabled", "execute_command_configuration": {}, "tags": {}, **unmanaged},
     }
     assert planned["cluster"]["container_insights"] == "enabled"
     assert in_aws(clean_emulator) == {"container_insights": "disabled", "tags": {}}
@@ -77,6 +125,7 @@ def test_settings_and_tags_story(clean_emulator: Emulator, cluster_arn: str) -> 
         "container_insights": "disabled",
         "execute_command_configuration": {},
         "tags": {"stack": "airflow"},
+        **unmanaged,
     }
     assert in_aws(clean_emulator) == {"container_insights": "disabled", "tags": {"stack": "airflow"}}
 
@@ -100,6 +149,11 @@ def test_ecs_exec_sessions_are_logged_where_the_configuration_says(clean_emulato
     ("case", "args", "message"),
     [
         ("missing", {"cluster": "nope", "container_insights": "enabled"}, "ECS cluster 'nope' not found; create it"),
+        (
+            "missing, strategy only",
+            {"cluster": "nope", "default_capacity_provider_strategy": FARGATE_FIRST},
+            "ECS cluster 'nope' not found; create it",
+        ),
         ("deleted", {"cluster": NAME, "tags": {}}, f"ECS cluster '{NAME}' not found (status INACTIVE); create it"),
         ("boolean", {"cluster": NAME, "container_insights": True}, "container_insights must be one of"),
     ],
@@ -113,3 +167,117 @@ def test_bad_cluster_or_value_is_refused(
     assert result.get("failed") is True, result
     assert message in result["msg"]
     assert result.get("changed", False) is False
+
+
+def test_cluster_is_created_in_one_call_and_a_rerun_only_reads_it(
+    proxy: WeatherProxy, clean_emulator: Emulator
+) -> None:
+    planned, calls = run(proxy, ROLE_ARGS, check=True, diff=True)
+    assert planned["changed"] is True, planned
+    assert calls == {DESCRIBE: 1}
+    assert capacity_in_aws(clean_emulator) == {"status": None}  # check mode created nothing
+    assert "cluster_arn" not in planned["cluster"]  # so roles/ecs_cluster publishes arn ''
+    assert planned["diff"]["before"] == {}
+    assert planned["diff"]["after"]["capacity_providers"] == ["FARGATE", "FARGATE_SPOT"]
+
+    created, calls = run(proxy, ROLE_ARGS, diff=True)
+    assert created["changed"] is True, created
+    assert calls == {DESCRIBE: 1, "ecs CreateCluster": 1}  # everything in CreateCluster, nothing read back
+    cluster = created["cluster"]
+    assert cluster["cluster_arn"].endswith(f":cluster/{NAME}")
+    assert (cluster["status"], cluster["container_insights"], cluster["tags"]) == ("ACTIVE", "enabled", TAGS)
+    assert cluster["capacity_providers"] == ["FARGATE", "FARGATE_SPOT"]
+    assert cluster["default_capacity_provider_strategy"] == FARGATE_FIRST
+    assert created["diff"]["after"] == planned["diff"]["after"]
+    assert in_aws(clean_emulator) == {"container_insights": "enabled", "tags": TAGS}
+    assert capacity_in_aws(clean_emulator) == {
+        "status": "ACTIVE",
+        "capacity_providers": ["FARGATE", "FARGATE_SPOT"],
+        "strategy": [{"capacityProvider": "FARGATE", "weight": 1, "base": 0}],
+    }
+
+    rerun, calls = run(proxy, ROLE_ARGS)
+    assert rerun["changed"] is False, rerun
+    assert calls == {DESCRIBE: 1}
+    assert rerun["cluster"]["cluster_arn"] == cluster["cluster_arn"]
+
+
+def test_drifted_capacity_providers_are_repaired(proxy: WeatherProxy, clean_emulator: Emulator) -> None:
+    clean_emulator.client("ecs").create_cluster(
+        clusterName=NAME,
+        capacityProviders=["FARGATE_SPOT"],
+        defaultCapacityProviderStrategy=[{"capacityProvider": "FARGATE_SPOT", "weight": 3, "base": 1}],
+        settings=[{"name": "containerInsights", "value": "enabled"}],
+        tags=[{"key": key, "value": value} for key, value in TAGS.items()],
+    )
+    planned, calls = run(proxy, ROLE_ARGS, check=True, diff=True)
+    assert planned["changed"] is True and calls == {DESCRIBE: 1}, (planned, calls)
+    assert planned["diff"]["before"]["default_capacity_provider_strategy"] == [
+        {"capacity_provider": "FARGATE_SPOT", "weight": 3, "base": 1}
+    ]
+    assert planned["diff"]["after"]["default_capacity_provider_strategy"] == FARGATE_FIRST
+    assert capacity_in_aws(clean_emulator)["capacity_providers"] == ["FARGATE_SPOT"]
+
+    repaired, calls = run(proxy, ROLE_ARGS)
+    assert repaired["changed"] is True, repaired
+    assert calls == {DESCRIBE: 2, "ecs PutClusterCapacityProviders": 1}  # read, repair, read back
+    assert capacity_in_aws(clean_emulator) == {
+        "status": "ACTIVE",
+        "capacity_providers": ["FARGATE", "FARGATE_SPOT"],
+        "strategy": [{"capacityProvider": "FARGATE", "weight": 1, "base": 0}],
+    }
+    assert run(proxy, {**ROLE_ARGS, "capacity_providers": ["FARGATE_SPOT", "FARGATE"]})[0]["changed"] is False
+
+
+def test_absent_deletes_the_cluster_and_an_inactive_one_is_gone(
+    proxy: WeatherProxy, clean_emulator: Emulator, cluster_arn: str
+) -> None:
+    absent = {"cluster": NAME, "state": "absent"}
+    planned, calls = run(proxy, absent, check=True, diff=True)
+    assert planned["changed"] is True and calls == {DESCRIBE: 1}, (planned, calls)
+    assert planned["diff"]["after"] == {} and planned["diff"]["before"]["container_insights"] == "disabled"
+    assert capacity_in_aws(clean_emulator)["status"] == "ACTIVE"
+
+    deleted, calls = run(proxy, absent)
+    assert deleted["changed"] is True, deleted
+    assert calls == {DESCRIBE: 1, "ecs DeleteCluster": 1}
+    assert (deleted["cluster"]["cluster_arn"], deleted["cluster"]["status"]) == (cluster_arn, "INACTIVE")
+    assert capacity_in_aws(clean_emulator)["status"] == "INACTIVE"
+
+    again, calls = run(proxy, absent)
+    assert (again["changed"], again["cluster"], calls) == (False, {}, {DESCRIBE: 1})
+    assert run(proxy, {"cluster": "never-made", "state": "absent"})[0]["changed"] is False
+
+    # The ECS Exec use (no capacity_providers) never brings it back; the role's call makes it again.
+    refused, calls = run(proxy, {"cluster": NAME, "execute_command_configuration": {"logging": "DEFAULT"}})
+    assert refused.get("failed") is True and "not found (status INACTIVE)" in refused["msg"], refused
+    assert calls == {DESCRIBE: 1}
+    recreated, calls = run(proxy, ROLE_ARGS)
+    assert recreated["changed"] is True and calls == {DESCRIBE: 1, "ecs CreateCluster": 1}, (recreated, calls)
+    assert capacity_in_aws(clean_emulator)["status"] == "ACTIVE"
+
+
+def test_existing_cluster_only_use_never_creates_one(proxy: WeatherProxy, clean_emulator: Emulator) -> None:
+    exec_only = {"cluster": NAME, "execute_command_configuration": {"logging": "DEFAULT"}, "tags": TAGS}
+    for check in (True, False):
+        refused, calls = run(proxy, exec_only, check=check)
+        assert refused.get("failed") is True, refused
+        assert f"ECS cluster '{NAME}' not found; create it first" in refused["msg"]
+        assert calls == {DESCRIBE: 1}
+    assert clean_emulator.client("ecs").list_clusters()["clusterArns"] == []
+
+
+def test_bad_strategy_is_refused_before_any_call(proxy: WeatherProxy, clean_emulator: Emulator) -> None:
+    strategy = [
+        {"capacity_provider": "EC2", "weight": 1},
+        {"capacity_provider": "FARGATE", "weight": 1001, "base": 1},
+        {"capacity_provider": "FARGATE_SPOT", "base": 2},
+    ]
+    refused, calls = run(proxy, {**ROLE_ARGS, "default_capacity_provider_strategy": strategy})
+    assert refused.get("failed") is True, refused
+    assert refused["msg"] == (
+        "default_capacity_provider_strategy names 'EC2', which is not in capacity_providers; "
+        "the weight of 'FARGATE' must be 0 to 1000, not 1001; "
+        "only one provider of default_capacity_provider_strategy may have a base above 0"
+    )
+    assert calls == {}
