@@ -66,6 +66,10 @@ iam_roles_elsewhere:
   description: IAM roles of the same stack name that belong to another region's stack.
   type: list
   returned: always
+iam_roles_missing:
+  description: The IAM roles of I(iam_roles) that do not exist (a role only deleted in this run need not be looked up).
+  type: list
+  returned: always
 deletable_buckets:
   description: With mode=teardown, the buckets the teardown may empty and delete.
   type: list
@@ -123,6 +127,7 @@ class Checks:
         self.stack = self.params["stack_name"]
         self.problems: list[str] = []
         self.iam_roles_elsewhere: list[str] = []
+        self.iam_roles_missing: list[str] = []
         self.deletable_buckets: list[str] = []
         self.kms_key_arn = ""
         self.database_plan: dict[str, Any] = {}
@@ -146,6 +151,7 @@ class Checks:
                 role = iam.get_role(RoleName=name, aws_retry=True)["Role"]
             except ClientError as err:
                 if error_code(err) == "NoSuchEntity":
+                    self.iam_roles_missing.append(name)
                     continue
                 raise
             tags = {t["Key"]: t["Value"] for t in role.get("Tags", [])}  # GetRole answers them
@@ -567,6 +573,7 @@ def main() -> None:
         "changed": False,
         "problems": checks.problems,
         "iam_roles_elsewhere": checks.iam_roles_elsewhere,
+        "iam_roles_missing": checks.iam_roles_missing,
         "deletable_buckets": checks.deletable_buckets,
         "kms_key_arn": checks.kms_key_arn,
         "database": checks.database_plan,

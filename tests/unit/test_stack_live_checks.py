@@ -76,13 +76,18 @@ def test_an_iam_role_of_another_owner_stops_a_deploy_and_is_left_alone_by_a_tear
         AssumeRolePolicyDocument='{"Version": "2012-10-17", "Statement": []}',
         Tags=[{"Key": "airflow-ecs:stack", "Value": "someone-else"}],
     )
-    args = {"stack_name": "airflow", "region": "us-east-1", "iam_roles": ["airflow-ecs-execution"]}
+    args = {
+        "stack_name": "airflow",
+        "region": "us-east-1",
+        "iam_roles": ["airflow-ecs-execution", "airflow-worker-demand"],
+    }
     refused = run_module("stack_live_checks", {**args, "mode": "deploy"}, env=clean_emulator.env(), check=True)
     assert refused["failed"] and refused["msg"].splitlines()[1].startswith(
         "stack_name: the IAM role airflow-ecs-execution"
     )
     teardown = run_module("stack_live_checks", {**args, "mode": "teardown"}, env=clean_emulator.env(), check=True)
     assert not teardown.get("failed") and teardown["iam_roles_elsewhere"] == ["airflow-ecs-execution"]
+    assert teardown["iam_roles_missing"] == ["airflow-worker-demand"]  # the deploy need not look it up again
 
 
 def database_check(emulator, mode: str = "deploy", **wanted) -> dict:
