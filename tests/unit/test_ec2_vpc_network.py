@@ -6,17 +6,14 @@ the API calls of a run (the recorder writes every request, body included, to a f
 
 from __future__ import annotations
 
-import base64
-import json
-import urllib.request
 from collections import Counter
 from collections.abc import Iterator
 from typing import Any
-from urllib.parse import parse_qs
 
 import pytest
 from ansible_runner import run_module
-from emulator import Emulator, start_emulator
+from emulator import Emulator
+from recording import recorded_actions, reset_recording, start_recording_emulator
 
 MODULE = "ec2_vpc_network"
 NAME, IGW_NAME, CIDR = "t-vpc", "t-igw", "10.40.0.0/16"
@@ -27,32 +24,9 @@ READS_OF_A_NOOP = Counter({"DescribeVpcs": 1, "DescribeVpcAttribute": 2, "Descri
 @pytest.fixture(scope="module")
 def emulator(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Emulator]:
     """This module's moto server (overrides the session one), recording every request to a file."""
-    folder = tmp_path_factory.mktemp("moto_vpc")
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("MOTO_ENABLE_RECORDING", "true")
-        patch.setenv("MOTO_RECORDER_FILEPATH", str(folder / "recording.jsonl"))
-        server = start_emulator(folder / "moto.log")
+    server = start_recording_emulator(tmp_path_factory.mktemp("moto_vpc"))
     yield server
     server.stop()
-
-
-def reset_recording(emulator: Emulator) -> None:
-    request = urllib.request.Request(f"{emulator.url}/moto-api/recorder/reset-recording", method="POST")
-    urllib.request.urlopen(request, timeout=30).read()
-
-
-def recorded_actions(emulator: Emulator) -> Counter[str]:
-    """The EC2 actions the server received since the last reset_recording."""
-    with urllib.request.urlopen(f"{emulator.url}/moto-api/recorder/download-recording", timeout=30) as response:
-        lines = response.read().decode().splitlines()
-    actions: Counter[str] = Counter()
-    for line in lines:
-        entry = json.loads(line)
-        body = entry.get("body") or ""
-        if entry.get("body_encoded"):
-            body = base64.b64decode(body).decode()
-        actions.update(parse_qs(body).get("Action", ["?"]))
-    return actions
 
 
 WRITES = {
