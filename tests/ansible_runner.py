@@ -12,6 +12,12 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+from emulator import endpoint_env
+
+if TYPE_CHECKING:
+    from embedded_aws.weather import WeatherProxy
 
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
@@ -203,3 +209,10 @@ def run_playbook_until(
             kill_tree(proc.pid)
         proc.wait(timeout=timeout)
     return PlayResult(proc.returncode, "".join(seen))
+
+
+def run_counted(module: str, proxy: WeatherProxy, args: dict, **kwargs) -> tuple[dict, dict[str, int]]:
+    """One module run through a counting weather proxy: its result and the AWS calls it made, by operation."""
+    proxy.weather.reset()
+    result = run_module(module, args, env=endpoint_env(proxy.url), **kwargs)
+    return result, proxy.weather.stats()["calls"]

@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import importlib.util
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from types import ModuleType
 
 import pytest
 from ansible_runner import ROOT
 from emulator import Emulator
+
+from embedded_aws.weather import Weather, WeatherProxy
 
 NAMESPACE_NAME = "airflow.local"
 
@@ -50,3 +52,11 @@ def load_library_module(monkeypatch: pytest.MonkeyPatch) -> Callable[[str], Modu
     ):  # in dependency order
         load_source(f"ansible.module_utils.{util}", ROOT / "module_utils" / f"{util}.py", monkeypatch)
     return lambda name: load_source(f"library_{name}", ROOT / "library" / f"{name}.py", monkeypatch)
+
+
+@pytest.fixture
+def proxy(clean_emulator: Emulator) -> Iterator[WeatherProxy]:
+    """The weather proxy in front of the blank emulator, counting the module's calls (no latency, no faults)."""
+    counting = WeatherProxy(clean_emulator.url, Weather(latency_ms=0))
+    yield counting
+    counting.close()

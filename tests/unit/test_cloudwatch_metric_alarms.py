@@ -13,14 +13,13 @@ stored, as in AWS.
 from __future__ import annotations
 
 import copy
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from ansible_runner import run_module
+from ansible_runner import run_counted, run_module
 from emulator import Emulator, endpoint_env, free_port
 
-from embedded_aws.weather import Weather, WeatherProxy
+from embedded_aws.weather import WeatherProxy
 
 MODULE = "cloudwatch_metric_alarms"
 STACK = "airflow"
@@ -64,19 +63,9 @@ DESCRIBE = "monitoring DescribeAlarms"
 PUT = "monitoring PutMetricAlarm"
 
 
-@pytest.fixture
-def proxy(clean_emulator: Emulator) -> Iterator[WeatherProxy]:
-    """The weather proxy in front of the blank emulator, counting the module's calls (no latency, no faults)."""
-    counting = WeatherProxy(clean_emulator.url, Weather(latency_ms=0))
-    yield counting
-    counting.close()
-
-
 def run(proxy: WeatherProxy, args: dict[str, Any], **kwargs: Any) -> tuple[dict[str, Any], dict[str, int]]:
     """One module run through the proxy: its result and the AWS calls it made, by operation."""
-    proxy.weather.reset()
-    result = run_module(MODULE, args, env=endpoint_env(proxy.url), **kwargs)
-    return result, proxy.weather.stats()["calls"]
+    return run_counted(MODULE, proxy, args, **kwargs)
 
 
 def in_aws(emulator: Emulator) -> dict[str, dict[str, Any]]:

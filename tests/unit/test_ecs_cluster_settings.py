@@ -12,14 +12,13 @@ moto 5.2.5 knows cluster settings, tags and capacity providers, with quirks the 
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from ansible_runner import run_module
-from emulator import Emulator, endpoint_env
+from ansible_runner import run_counted, run_module
+from emulator import Emulator
 
-from embedded_aws.weather import Weather, WeatherProxy
+from embedded_aws.weather import WeatherProxy
 
 MODULE = "ecs_cluster_settings"
 NAME = "airflow"
@@ -43,19 +42,9 @@ def cluster_arn(clean_emulator: Emulator) -> str:
     return clean_emulator.client("ecs").create_cluster(clusterName=NAME)["cluster"]["clusterArn"]
 
 
-@pytest.fixture
-def proxy(clean_emulator: Emulator) -> Iterator[WeatherProxy]:
-    """The weather proxy in front of the blank emulator, counting the module's calls (no latency, no faults)."""
-    counting = WeatherProxy(clean_emulator.url, Weather(latency_ms=0))
-    yield counting
-    counting.close()
-
-
 def run(proxy: WeatherProxy, args: dict[str, Any], **kwargs: Any) -> tuple[dict[str, Any], dict[str, int]]:
     """One module run through the proxy: its result and the AWS calls it made, by operation."""
-    proxy.weather.reset()
-    result = run_module(MODULE, args, env=endpoint_env(proxy.url), **kwargs)
-    return result, proxy.weather.stats()["calls"]
+    return run_counted(MODULE, proxy, args, **kwargs)
 
 
 def capacity_in_aws(emulator: Emulator) -> dict[str, Any]:

@@ -16,7 +16,7 @@ from types import ModuleType
 from typing import Any
 
 import pytest
-from ansible_runner import run_module
+from ansible_runner import run_counted, run_module
 from botocore.exceptions import ClientError
 from emulator import Emulator, endpoint_env, free_port, start_emulator
 
@@ -62,9 +62,7 @@ def subnets(clean_emulator: Emulator) -> list[str]:
 
 def run(proxy: WeatherProxy, args: dict[str, Any], **kwargs: Any) -> tuple[dict[str, Any], dict[str, int]]:
     """One module run through the proxy: its result and the AWS calls it made, by operation."""
-    proxy.weather.reset()
-    result = run_module(MODULE, args, env=endpoint_env(proxy.url), **kwargs)
-    return result, proxy.weather.stats()["calls"]
+    return run_counted(MODULE, proxy, args, **kwargs)
 
 
 def group(subnet_ids: list[str], **changes: Any) -> dict[str, Any]:

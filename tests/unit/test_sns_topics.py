@@ -14,15 +14,15 @@ module's own functions in this process (test_pending_confirmations_*). moto's Ge
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from types import ModuleType
 from typing import Any
 
 import pytest
-from ansible_runner import run_module
+from ansible_runner import run_counted, run_module
 from emulator import Emulator, endpoint_env, free_port
 
-from embedded_aws.weather import Weather, WeatherProxy
+from embedded_aws.weather import WeatherProxy
 
 MODULE = "sns_topics"
 ACCOUNT = "123456789012"
@@ -53,19 +53,9 @@ LIST_TAGS = "sns ListTagsForResource"
 READS = {GET: 1, LIST_SUBSCRIPTIONS: 1, LIST_TAGS: 1}
 
 
-@pytest.fixture
-def proxy(clean_emulator: Emulator) -> Iterator[WeatherProxy]:
-    """The weather proxy in front of the blank emulator, counting the module's calls (no latency, no faults)."""
-    counting = WeatherProxy(clean_emulator.url, Weather(latency_ms=0))
-    yield counting
-    counting.close()
-
-
 def run(proxy: WeatherProxy, args: dict[str, Any], **kwargs: Any) -> tuple[dict[str, Any], dict[str, int]]:
     """One module run through the proxy: its result and the AWS calls it made, by operation."""
-    proxy.weather.reset()
-    result = run_module(MODULE, args, env=endpoint_env(proxy.url), **kwargs)
-    return result, proxy.weather.stats()["calls"]
+    return run_counted(MODULE, proxy, args, **kwargs)
 
 
 def in_aws(emulator: Emulator) -> dict[str, dict[str, Any]]:
