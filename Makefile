@@ -74,7 +74,7 @@ lint: venv ## ruff and ansible-lint (production profile)
 	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/ansible-lint --offline
 
 test: venv lint ## Everything that proves the project: lint, unit, DAG and integration tests
-	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/pytest -n 2 --dist loadgroup --no-loadscope-reorder $(PYTEST_ARGS)
+	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/pytest -n 2 --dist loadgroup --no-loadscope-reorder --durations=40 $(PYTEST_ARGS)
 
 bench: venv ## Deploy / re-run / teardown figures, then make deploy to a running Airflow, first books_etl, Celery-vs-Local fan-out
 	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/python scripts/bench.py $(ARGS)
