@@ -12,12 +12,10 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from emulator import endpoint_env
 
-if TYPE_CHECKING:
-    from embedded_aws.weather import WeatherProxy
+from embedded_aws.weather import Weather, WeatherProxy
 
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
@@ -216,3 +214,17 @@ def run_counted(module: str, proxy: WeatherProxy, args: dict, **kwargs) -> tuple
     proxy.weather.reset()
     result = run_module(module, args, env=endpoint_env(proxy.url), **kwargs)
     return result, proxy.weather.stats()["calls"]
+
+
+class CountedModule:
+    """`module` run through a counting weather proxy in front of `url`: `run` returns its result and calls."""
+
+    def __init__(self, module: str, url: str) -> None:
+        self.module = module
+        self.proxy = WeatherProxy(url, Weather(latency_ms=0))
+
+    def run(self, args: dict, **kwargs) -> tuple[dict, dict[str, int]]:
+        return run_counted(self.module, self.proxy, args, **kwargs)
+
+    def close(self) -> None:
+        self.proxy.close()

@@ -21,11 +21,9 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from ansible_runner import run_module
+from ansible_runner import CountedModule
 from certificates import import_self_signed_certificate
-from emulator import Emulator, endpoint_env
-
-from embedded_aws.weather import Weather, WeatherProxy
+from emulator import Emulator
 
 MODULE = "elbv2_application_lb"
 ALB = "airflow-alb"
@@ -70,25 +68,11 @@ def network(emulator: Emulator) -> dict[str, Any]:
     return {"vpc": vpc, "subnets": subnets, "group": group}
 
 
-class Counted:
-    """The emulator behind a counting proxy: `run` returns the module's result and its calls."""
-
-    def __init__(self, emulator: Emulator) -> None:
-        self.weather = Weather(latency_ms=0)
-        self.proxy = WeatherProxy(emulator.url, self.weather)
-        self.env = endpoint_env(self.proxy.url)
-
-    def run(self, args: dict[str, Any], **kwargs: Any) -> tuple[dict[str, Any], dict[str, int]]:
-        self.weather.reset()
-        result = run_module(MODULE, args, env=self.env, **kwargs)
-        return result, self.weather.stats()["calls"]
-
-
 @pytest.fixture(scope="module")
-def counted(emulator: Emulator, network: dict[str, Any]) -> Iterator[Counted]:
-    proxy = Counted(emulator)
+def counted(emulator: Emulator, network: dict[str, Any]) -> Iterator[CountedModule]:
+    proxy = CountedModule(MODULE, emulator.url)
     yield proxy
-    proxy.proxy.close()
+    proxy.close()
 
 
 @pytest.fixture
@@ -249,7 +233,7 @@ def deploy(emulator: Emulator, network: dict[str, Any]) -> None:
     )
 
 
-def test_check_mode_create_and_a_no_op_rerun(fresh: dict, counted: Counted, stored: Stored) -> None:
+def test_check_mode_create_and_a_no_op_rerun(fresh: dict, counted: CountedModule, stored: Stored) -> None:
     planned, calls = counted.run(args(fresh), check=True, diff=True)
     assert planned["changed"] is True, planned
     assert planned["changes"] == [
@@ -313,7 +297,7 @@ def test_check_mode_create_and_a_no_op_rerun(fresh: dict, counted: Counted, stor
 
 
 def test_drift_is_repaired_and_a_deleted_listener_recreated(
-    fresh: dict, counted: Counted, stored: Stored, emulator: Emulator
+    fresh: dict, counted: CountedModule, stored: Stored, emulator: Emulator
 ) -> None:
     deploy(emulator, fresh)
     client = emulator.client("elbv2")
@@ -364,7 +348,7 @@ def test_drift_is_repaired_and_a_deleted_listener_recreated(
 
 
 def test_immutable_changes_are_refused_before_any_write(
-    fresh: dict, counted: Counted, stored: Stored, emulator: Emulator
+    fresh: dict, counted: CountedModule, stored: Stored, emulator: Emulator
 ) -> None:
     deploy(emulator, fresh)
     changed = args(fresh, scheme="internal")
@@ -385,7 +369,7 @@ def test_immutable_changes_are_refused_before_any_write(
 
 
 def test_https_listener_with_an_imported_certificate(
-    fresh: dict, counted: Counted, stored: Stored, emulator: Emulator
+    fresh: dict, counted: CountedModule, stored: Stored, emulator: Emulator
 ) -> None:
     deploy(emulator, fresh)
     certificate = import_self_signed_certificate(emulator)
@@ -418,7 +402,7 @@ def test_https_listener_with_an_imported_certificate(
 
 
 def test_absent_deletes_the_alb_then_its_target_group(
-    fresh: dict, counted: Counted, stored: Stored, emulator: Emulator
+    fresh: dict, counted: CountedModule, stored: Stored, emulator: Emulator
 ) -> None:
     deploy(emulator, fresh)
     absent = {"name": ALB, "target_groups": [{"name": TG}], "state": "absent"}
@@ -444,7 +428,7 @@ def test_absent_deletes_the_alb_then_its_target_group(
     assert calls == FIRST_READS
 
 
-def test_bad_input_fails_before_any_call_with_every_problem(fresh: dict, counted: Counted) -> None:
+def test_bad_input_fails_before_any_call_with_every_problem(fresh: dict, counted: CountedModule) -> None:
     bad = args(fresh, security_groups=["airflow-alb"], idle_timeout=5000)
     bad["target_groups"][0]["health_check"]["timeout"] = 30
     bad["listeners"] = [
@@ -465,7 +449,7 @@ def test_bad_input_fails_before_any_call_with_every_problem(fresh: dict, counted
     assert calls == {}
 
 
-def test_an_unsupported_action_shape_is_refused(fresh: dict, counted: Counted) -> None:
+def test_an_unsupported_action_shape_is_refused(fresh: dict, counted: CountedModule) -> None:
     weighted = args(fresh)
     weighted["listeners"][0]["default_action"] = {"type": "forward", "target_groups": [TG, TG]}
     refused, calls = counted.run(weighted)

@@ -19,10 +19,8 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from ansible_runner import run_module
+from ansible_runner import CountedModule, run_module
 from emulator import Emulator, endpoint_env, free_port
-
-from embedded_aws.weather import Weather, WeatherProxy
 
 MODULE = "iam_roles"
 ACCOUNT = "123456789012"
@@ -76,20 +74,6 @@ def absent(*names: str) -> dict[str, Any]:
     return {"roles": [{"name": name} for name in names], "owner_tags": STACK, "state": "absent"}
 
 
-class Counted:
-    """The emulator behind a counting proxy: `run` returns the module's result and its calls by operation."""
-
-    def __init__(self, emulator: Emulator) -> None:
-        self.weather = Weather(latency_ms=0)
-        self.proxy = WeatherProxy(emulator.url, self.weather)
-        self.env = endpoint_env(self.proxy.url)
-
-    def run(self, args: dict[str, Any], **kwargs: Any) -> tuple[dict[str, Any], dict[str, int]]:
-        self.weather.reset()
-        result = run_module(MODULE, args, env=self.env, **kwargs)
-        return result, self.weather.stats()["calls"]
-
-
 @pytest.fixture(scope="module")
 def blank(emulator: Emulator) -> Emulator:
     """The session's emulator, reset once for this file."""
@@ -98,10 +82,10 @@ def blank(emulator: Emulator) -> Emulator:
 
 
 @pytest.fixture(scope="module")
-def counted(blank: Emulator) -> Iterator[Counted]:
-    proxy = Counted(blank)
+def counted(blank: Emulator) -> Iterator[CountedModule]:
+    proxy = CountedModule(MODULE, blank.url)
     yield proxy
-    proxy.proxy.close()
+    proxy.close()
 
 
 def in_aws(emulator: Emulator, name: str) -> dict[str, Any] | None:
@@ -169,7 +153,7 @@ def without_id(results: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
     return {name: {k: v for k, v in entry.items() if k != "role_id"} for name, entry in results.items()}
 
 
-def test_create_then_a_rerun_only_reads(counted: Counted, blank: Emulator) -> None:
+def test_create_then_a_rerun_only_reads(counted: CountedModule, blank: Emulator) -> None:
     name = "t-create"
     execution = role(name, managed_policy_arns=[EXECUTION_POLICY])
     created, calls = counted.run(present(execution))
@@ -197,7 +181,7 @@ def test_create_then_a_rerun_only_reads(counted: Counted, blank: Emulator) -> No
     assert calls == {GET: 1}
 
 
-def test_check_mode_writes_nothing(counted: Counted, blank: Emulator) -> None:
+def test_check_mode_writes_nothing(counted: CountedModule, blank: Emulator) -> None:
     name = "t-check"
     planned, calls = counted.run(present(role(name)), check=True, diff=True)
     assert planned["changed"] is True, planned
@@ -231,7 +215,7 @@ def test_check_mode_writes_nothing(counted: Counted, blank: Emulator) -> None:
     assert in_aws(blank, name) == wanted(name)
 
 
-def test_drift_is_repaired(counted: Counted, blank: Emulator) -> None:
+def test_drift_is_repaired(counted: CountedModule, blank: Emulator) -> None:
     """Inline and trust policy, tags and description changed, an extra inline policy, AdministratorAccess attached."""
     name = "t-drift"
     make_role(blank, name)
@@ -280,7 +264,7 @@ def test_drift_is_repaired(counted: Counted, blank: Emulator) -> None:
     assert calls == NO_OP
 
 
-def test_documents_are_compared_as_policies_not_as_text(counted: Counted, blank: Emulator) -> None:
+def test_documents_are_compared_as_policies_not_as_text(counted: CountedModule, blank: Emulator) -> None:
     """Key order, list order and one-item lists against strings are no change; a document may come as JSON text."""
     name = "t-same"
     make_role(blank, name)
@@ -295,7 +279,7 @@ def test_documents_are_compared_as_policies_not_as_text(counted: Counted, blank:
     assert calls == NO_OP
 
 
-def test_absent_deletes_a_role_with_inline_and_managed_policies(counted: Counted, blank: Emulator) -> None:
+def test_absent_deletes_a_role_with_inline_and_managed_policies(counted: CountedModule, blank: Emulator) -> None:
     name, neighbour = "t-gone", "t-gone-old"  # same prefix: never touched
     make_role(blank, name)
     make_role(blank, neighbour)
@@ -330,7 +314,7 @@ def test_absent_deletes_a_role_with_inline_and_managed_policies(counted: Counted
 
 
 @pytest.mark.parametrize("state", ["absent", "present"])
-def test_a_role_without_the_owner_tags_is_refused(counted: Counted, blank: Emulator, state: str) -> None:
+def test_a_role_without_the_owner_tags_is_refused(counted: CountedModule, blank: Emulator, state: str) -> None:
     """A role of that name someone else owns (another stack's, no stack tag) is neither deleted nor changed."""
     name = f"t-foreign-{state}"
     make_role(blank, name, tags={"airflow-ecs:stack": "other"})
