@@ -28,6 +28,7 @@ def indexed_tags(module: AnsibleAWSModule, arns: list[str]) -> dict[str, dict[st
     if not arns:
         return {}
     client = module.client("resourcegroupstaggingapi", retry_decorator=jittered_backoff())
+    wanted = set(arns)
     found: dict[str, dict[str, str]] = {}
     for start in range(0, len(arns), PAGE):
         try:
@@ -35,7 +36,8 @@ def indexed_tags(module: AnsibleAWSModule, arns: list[str]) -> dict[str, dict[st
         except (BotoCoreError, ClientError) as e:
             module.fail_json_aws(e, msg="Failed to read the tags of the resources (tag:GetResources)")
         for mapping in answer.get("ResourceTagMappingList", []):
-            found[mapping["ResourceARN"]] = boto3_tag_list_to_ansible_dict(mapping.get("Tags", []))
+            if mapping["ResourceARN"] in wanted:  # LocalStack answers every tagged resource, whatever the list
+                found[mapping["ResourceARN"]] = boto3_tag_list_to_ansible_dict(mapping.get("Tags", []))
     return found
 
 
