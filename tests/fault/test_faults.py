@@ -44,7 +44,8 @@ KILL_POINTS = [
     KillPoint("network half built", "TASK [network : Create the NAT gateways"),
     KillPoint("before the database", "TASK [database : Create the PostgreSQL instance"),
     KillPoint("during the migration task", "TASK [airflow : Run the one-off task airflow-ecs-migrate]", delay=1.0),
-    KillPoint("before the load balancer", "TASK [load_balancer : Create the internet-facing ALB"),
+    # The ALB, its target group and listener are one module run: killed once they exist.
+    KillPoint("after the load balancer", "TASK [load_balancer : Publish the load balancer for the api-server service"),
     # The third services task is the Airflow nodes' (the broker's comes first, then the migrate entry's,
     # which creates no service): killed while its one module run creates them.
     KillPoint(
