@@ -21,7 +21,7 @@ PLAYBOOK_ENV := $(if $(USE_EMULATOR),AWS_ENDPOINT_URL=http://127.0.0.1:$(EMULATO
 DEPLOYER_POLICY := .state/emulator/deployer-policy.json
 AS_DEPLOYER := $(if $(USE_EMULATOR),$(PLAYBOOK_ENV) $(BIN)/ansible-playbook -i $(INVENTORY) deployer_policy.yml -e deployer_policy_file=$(abspath $(DEPLOYER_POLICY)) && eval "$$(scripts/emulator deployer-env --policy $(DEPLOYER_POLICY))" &&)
 
-.PHONY: help venv lock deploy deploy-dags shell teardown check deployer-policy emulator-start emulator-stop emulator-status lint test e2e bench cost clean
+.PHONY: help venv lock image-lock deploy deploy-dags shell teardown check deployer-policy emulator-start emulator-stop emulator-status lint test e2e bench cost clean
 
 help: ## List the targets
 	@grep -hE '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
@@ -37,6 +37,9 @@ venv: $(BIN)/ansible-playbook ## Create .venv from the lock file (only when miss
 
 lock: ## Re-resolve requirements/requirements.in into the lock file
 	$(BIN)/uv pip compile --quiet --python $(BIN)/python requirements/requirements.in -o $(LOCK)
+
+image-lock: venv ## Pin image/requirements.txt against the stock Airflow image's packages (image/requirements.lock)
+	$(BIN)/python -m embedded_aws.image_env lock
 
 emulator-start: venv ## Start the embedded AWS emulator on 127.0.0.1:$(EMULATOR_PORT) (EMBEDDED_AWS_RUNTIME=off: API only)
 	@scripts/emulator start
