@@ -10,6 +10,9 @@ PostgreSQL to refuse an instance class or engine version the region does not off
 answers it from offerings.json, a sample of what RDS offers (read from the RDS user guide). As RDS does,
 an instance created or modified with a major version only ("17") runs that major's default minor (here
 the newest offered), which DescribeDBInstances reports.
+
+ECR gets pull-through cache rules and GetDownloadUrlForLayer (registry.py); CodeBuild's StartBuild runs
+the build (codebuild.py), in both modes.
 """
 
 from __future__ import annotations
@@ -25,7 +28,7 @@ from typing import Any
 import moto.server
 from moto.rds.models import DBInstance, RDSBackend
 
-from embedded_aws import credentials, iam
+from embedded_aws import codebuild, credentials, iam, registry
 
 OFFERINGS = json.loads((Path(__file__).with_name("offerings.json")).read_text())
 _moto_orderable = RDSBackend.describe_orderable_db_instance_options
@@ -84,6 +87,12 @@ def modify_db_subnet_group(self: RDSBackend, subnet_name: str, description: str,
 RDSBackend.modify_db_subnet_group = modify_db_subnet_group
 
 
+def server_port() -> int:
+    parser = argparse.ArgumentParser(add_help=False)
+    parser.add_argument("-p", "--port", type=int, default=5000)
+    return parser.parse_known_args(sys.argv[1:])[0].port
+
+
 def start_agent() -> None:
     """The local ECS agent, when EMBEDDED_AWS_RUNTIME_DIR is set; SIGTERM/SIGINT stop its tasks first."""
     runtime_dir = os.environ.get("EMBEDDED_AWS_RUNTIME_DIR")
@@ -94,14 +103,11 @@ def start_agent() -> None:
         return
     from embedded_aws.agent import Agent, Settings  # noqa: PLC0415 - only with the runtime on
 
-    parser = argparse.ArgumentParser(add_help=False)
-    parser.add_argument("-H", "--host", default="127.0.0.1")
-    parser.add_argument("-p", "--port", type=int, default=5000)
-    address, _ = parser.parse_known_args(sys.argv[1:])
+    port = server_port()
     agent = Agent(
         Settings(
             runtime_dir=Path(runtime_dir),
-            endpoint_url=f"http://127.0.0.1:{address.port}",
+            endpoint_url=f"http://127.0.0.1:{port}",
             credentials_url=f"http://127.0.0.1:{os.environ['EMBEDDED_AWS_CREDENTIALS_PORT']}{credentials.PREFIX}",
             credentials_token=os.environ["EMBEDDED_AWS_CREDENTIALS_TOKEN"],
         )
@@ -124,5 +130,7 @@ def start_agent() -> None:
 if __name__ == "__main__":
     iam.enable_from_environment()
     credentials.start_from_environment()
+    registry.install()
+    codebuild.install(f"http://127.0.0.1:{server_port()}")
     start_agent()
     moto.server.main()

@@ -12,8 +12,9 @@ second, as ECS's scheduler and agent do:
   max(3, desired / 2) failed tasks and rolls back to the last completed revision when asked;
   runningCount, pendingCount, failedTasks and rolloutState follow the tasks; a deleted service stays
   DRAINING until its tasks stopped;
-- tasks (services' and RunTask's): `TaskRun` starts the container as a process from its task
-  definition and moves it PROVISIONING -> PENDING -> RUNNING -> STOPPED with exit code, stop code,
+- tasks (services' and RunTask's): `TaskRun` pulls each container's image (registry.py: the Python
+  environment of the image's package set) and starts the container as a process from its task
+  definition, and moves it PROVISIONING -> PENDING -> RUNNING -> STOPPED with exit code, stop code,
   stoppedReason and health, as ECS reports them;
 - as ECS does, a service task is registered in its ALB target groups once it is RUNNING, and in its
   Cloud Map service once it is also healthy (deregistered before it stops); target health comes from
@@ -64,6 +65,7 @@ class Settings:
     endpoint_url: str  # the emulator, as tasks reach it
     credentials_url: str  # the container credentials endpoint, ending in /v2/credentials/
     credentials_token: str
+    # The emulator's own interpreter; a task runs its image's environment (registry.py), never this one.
     python_bin: Path = field(default_factory=lambda: Path(sys.executable).parent)
 
 
@@ -589,6 +591,7 @@ class Agent:
                     "stoppedReason": run.task.stopped_reason,
                     "directory": str(run.directory),
                     "environment_keys": run.environment_keys,
+                    "images": {name: image.source for name, image in run.images.items()},
                     "task_role": (getattr(run.definition, "task_role_arn", None) or "").rsplit("/", 1)[-1],
                 }
                 for run in list(self.runs.values())

@@ -28,7 +28,8 @@ from typing import Any
 import botocore.session
 from moto import settings
 from moto.core import DEFAULT_ACCOUNT_ID
-from moto.iam.access_control import IAMPolicyStatement, IAMRequestBase
+from moto.core.exceptions import AccessDeniedError
+from moto.iam.access_control import IAMPolicyStatement, IAMRequest, IAMRequestBase
 from moto.iam.models import iam_backends
 from moto.moto_api._internal.models import MotoAPIBackend
 
@@ -37,6 +38,7 @@ ADMIN_KEY = ("testing", "testing")
 ADMIN_POLICY = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "*", "Resource": "*"}]}
 
 _log_lock = threading.Lock()
+_enforced: list[bool] = []  # [True] once enable_from_environment() turned enforcement on
 
 # Where the IAM action differs from "<signing name>:<operation>" (Service Authorization Reference).
 SERVICE_PREFIXES = {"monitoring": "cloudwatch", "tagging": "tag"}
@@ -188,6 +190,26 @@ def _patch_reset() -> None:
     MotoAPIBackend.reset = reset
 
 
+def authorize(keys: dict[str, str], action: str, resource: str = "*", region: str = "us-east-1") -> None:
+    """Judge `action` for the identity of `keys` (AccessKeyId, Token) as a request would be judged, for what
+    AWS authorizes without an API call of its own (ECR's BatchImportUpstreamImage on a pull through a
+    cache rule); logged like a request. PermissionError with AWS's AccessDenied message when denied."""
+    if not _enforced:
+        return
+    service, _, operation = action.partition(":")
+    headers = {
+        "Authorization": f"AWS4-HMAC-SHA256 Credential={keys['AccessKeyId']}/20260101/{region}/{service}/aws4_request, "
+        "SignedHeaders=host, Signature=0"
+    }
+    if keys.get("Token"):
+        headers["X-Amz-Security-Token"] = keys["Token"]
+    request = IAMRequest(DEFAULT_ACCOUNT_ID, "POST", "/", {}, b"", headers, operation)
+    try:
+        request.check_action_permitted(resource)
+    except AccessDeniedError as err:
+        raise PermissionError(f"AccessDeniedException: {err.message}") from err
+
+
 def enable_from_environment() -> bool:
     """Turn enforcement on when EMBEDDED_AWS_ENFORCE_IAM=1; returns whether it is on."""
     if os.environ.get("EMBEDDED_AWS_ENFORCE_IAM") != "1":
@@ -198,4 +220,5 @@ def enable_from_environment() -> bool:
     _patch_actions(os.environ.get("EMBEDDED_AWS_IAM_LOG"))
     bootstrap_admin()
     settings.INITIAL_NO_AUTH_ACTION_COUNT = 0
+    _enforced.append(True)
     return True

@@ -2,13 +2,15 @@
 
     python -m embedded_aws.launcher start|stop|status|reset|wait|deployer-env [--state-dir .state/emulator]
 
-With the runtime on (the default; EMBEDDED_AWS_RUNTIME=off turns it off), the emulator runs the local
-ECS agent: every task and database it holds runs on this machine, task roles get their credentials
-from the container credentials endpoint, and IAM is enforced (the deployer keeps the admin key
-testing/testing). Infrastructure-only tests turn it off; the emulator then only answers the API.
-`wait` waits until every service is steady and the ALB listener has a healthy target, and prints the
-UI's local URL; `deployer-env --policy FILE` prints the key of a deployer user holding exactly that
-policy, which `make deploy` and `make teardown` use instead of the administrator key.
+With the runtime on (the default; EMBEDDED_AWS_RUNTIME=off turns it off), `start` first builds the
+Python environments of the stock Airflow image and of the project image recipe (cached; one line each
+with the seconds taken), then the emulator runs the local ECS agent: every task and database it holds
+runs on this machine, task roles get their credentials from the container credentials endpoint, and IAM
+is enforced (the deployer keeps the admin key testing/testing). Infrastructure-only tests turn it off;
+the emulator then only answers the API. `wait` waits until every service is steady and the ALB listener
+has a healthy target, and prints the UI's local URL; `deployer-env --policy FILE` prints the key of a
+deployer user holding exactly that policy, which `make deploy` and `make teardown` use instead of the
+administrator key.
 """
 
 from __future__ import annotations
@@ -83,6 +85,28 @@ def check_traversable(runtime_dir: Path) -> None:
                 f"the local runtime directory {runtime_dir} is out of reach of the postgres user: {parent} has mode "
                 f"{parent.stat().st_mode & 0o777:o}; use a directory whose parents are world-searchable (o+x)"
             )
+
+
+def prebuild_images() -> None:
+    """The environments of the stock apache/airflow image and of the shipped recipe (image/), built before the
+    emulator reports ready so that no task start waits on a cold build; one line each with the seconds taken."""
+    from embedded_aws import image_env  # noqa: PLC0415 - only the runtime runs image environments
+
+    recipe = image_env.RECIPE_DIR
+    try:
+        version = image_env.recipe_airflow_version(recipe)
+        python = image_env.recipe_python_version(recipe)
+        builds = (
+            (f"stock apache/airflow:{version}", lambda: image_env.stock_python_bin(version, python)),
+            (f"project image recipe {recipe.name}/ ({image_env.recipe_hash(recipe)[:12]})",
+             lambda: image_env.recipe_python_bin(recipe)),
+        )  # fmt: skip
+        for what, build in builds:
+            began = time.monotonic()
+            bin_dir = build()
+            print(f"image environment {what}: ready in {time.monotonic() - began:.1f} s ({bin_dir.parent})")
+    except image_env.ImageEnvError as err:
+        raise SystemExit(f"error: the local runtime cannot build the image environments: {err}") from err
 
 
 def iam_log_path(runtime_dir: Path) -> Path:
@@ -305,6 +329,8 @@ def main(argv: list[str] | None = None) -> int:
             )
         if _answers(url):
             raise SystemExit(f"error: something else already answers on {url}; set EMULATOR_PORT to a free port")
+        if runtime_wanted(None):
+            prebuild_images()
         emulator = start_emulator(state_dir / "moto.log", args.port, runtime=None, detach=True)
         state = {"pid": emulator.pid, "port": emulator.port, "runtime_dir": str(emulator.runtime_dir or "")}
         (state_dir / "emulator.json").write_text(json.dumps(state))

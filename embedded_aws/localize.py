@@ -31,7 +31,7 @@ LOCALHOST = "127.0.0.1"
 # What the image or the Fargate platform sets in every container, never taken from a task definition.
 PLATFORM_KEYS = frozenset(
     {
-        "PATH",  # the image's PATH (here: the venv's bin first)
+        "PATH",  # the image's PATH (here: the bin dir of the image's environment first: registry.py)
         "HOME",  # the image user's home (here: a directory per process)
         "AIRFLOW_HOME",  # the image's /opt/airflow (here: a directory per process)
         "TMPDIR",  # each container has its own /tmp (here: a directory per process)
@@ -93,8 +93,9 @@ class LocalEndpoints:
     extra_rabbitmq: dict[str, int] = field(default_factory=dict)  # epmd and distribution ports
 
 
-def task_ports(containers: list[Container]) -> dict[int, int]:
+def task_ports(containers: list[Container], programs: dict[str, str] | None = None) -> dict[int, int]:
     """A free local port for every port a container of the task listens on (its port mappings and Airflow's).
+    `programs`: container name -> what its image runs (registry.RunnableImage.program), else read from the image.
 
     The containers of a task share its network namespace (awsvpc), so the map is the task's: a port one
     container listens on is the same local port for every other container of the task.
@@ -102,8 +103,11 @@ def task_ports(containers: list[Container]) -> dict[int, int]:
     ports: set[int] = set()
     for container in containers:
         ports |= set(container.ports)
-        if is_airflow(container.image):
+        program = (programs or {}).get(container.name) or program_of(container.image)
+        if program == "airflow":
             ports |= {int(container.environment.get(key, default)) for key, default in AIRFLOW_PORT_SETTINGS}
+        if program == "rabbitmq":  # the AMQP port it listens on, mapped or not
+            ports.add(int(container.environment.get("RABBITMQ_NODE_PORT", 5672)))
     return {port: free_port() for port in sorted(ports)}
 
 
@@ -135,6 +139,11 @@ def is_rabbitmq(image: str) -> bool:
     return image.split(":", 1)[0].rsplit("/", maxsplit=1)[-1] == "rabbitmq"
 
 
+def program_of(image: str) -> str | None:
+    """What a public image runs, by its name (an ECR image's program is known once it is pulled: registry.py)."""
+    return "airflow" if is_airflow(image) else "rabbitmq" if is_rabbitmq(image) else None
+
+
 @dataclass
 class LocalContainer:
     """A container made runnable here: its process environment and health check, and what changed."""
@@ -150,9 +159,13 @@ class LocalContainer:
         return self.container.name
 
 
-def localize(container: Container, endpoints: LocalEndpoints, platform: dict[str, str]) -> LocalContainer:
-    """The process environment of `container`: declared env + secrets, the rewrites, the platform keys."""
+def localize(
+    container: Container, endpoints: LocalEndpoints, platform: dict[str, str], program: str | None = None
+) -> LocalContainer:
+    """The process environment of `container`: declared env + secrets, the rewrites, the platform keys.
+    `program` is what its image runs (airflow | rabbitmq), read from the image name when not given."""
     name = container.name
+    program = program or program_of(container.image)
     env = dict(container.declared_env)
     rewrites: list[Rewrite] = []
 
@@ -166,13 +179,13 @@ def localize(container: Container, endpoints: LocalEndpoints, platform: dict[str
         put(key, rewrite_urls(value, endpoints.hosts), "host")
 
     health = container.health_check.command if container.health_check else None
-    if is_airflow(container.image):
+    if program == "airflow":
         for key, default in AIRFLOW_PORT_SETTINGS:
             stack_port = int(env.get(key, default))
             put(key, str(endpoints.ports.get(stack_port, stack_port)), "port")
         for key in AIRFLOW_BIND_SETTINGS:
             put(key, LOCALHOST, "bind")
-    if is_rabbitmq(container.image):
+    if program == "rabbitmq":
         stack_port = int(env.get("RABBITMQ_NODE_PORT", 5672))
         put("RABBITMQ_NODE_PORT", str(endpoints.ports[stack_port]), "port")
         put("RABBITMQ_NODE_IP_ADDRESS", LOCALHOST, "bind")
@@ -189,7 +202,7 @@ def localize(container: Container, endpoints: LocalEndpoints, platform: dict[str
             rewrites.append(Rewrite(name, HEALTH_CHECK, "port", health, local))
             health = local
 
-    if is_airflow(container.image):
+    if program == "airflow":
         put("AWS_ENDPOINT_URL", endpoints.aws_endpoint, "aws-endpoint")
 
     overlap = sorted(set(platform) & set(container.declared_env))

@@ -1,18 +1,20 @@
 """One ECS task run as local processes, from PROVISIONING to STOPPED, reported the way ECS reports it.
 
-Launch (PENDING): every image must be one this machine can run (apache/airflow: the Python environment
-of the emulator, with the image entrypoint's rule; rabbitmq: Debian's rabbitmq-server), the containers'
-`secrets` are read with the *execution role's* credentials, each container's awslogs stream is created
-with them, then each container's environment is its task definition's plus the printed rewrites
-(localize.py) and what Fargate gives every container, including the task role's credentials endpoint.
-The containers share the task's network namespace: one local port map for the task. Failures end the
-task STOPPED with ECS's stop code and reason (CannotPullContainerError, ResourceInitializationError,
-CannotStartContainerError). RUNNING: every container runs (dependsOn is not waited for); each health
-check runs as Docker runs it (startPeriod, interval, timeout, retries), the task's health being its
-essential container's; each process's output goes to its log file and its own CloudWatch Logs stream.
-A non-essential container that exits is STOPPED alone; when the essential one exits or the task is
-stopped, every other container is stopped (SIGTERM, SIGKILL after its own stopTimeout). STOPPED: each
-container's exit code (128 + signal when killed), the task's stoppedReason and stopCode.
+Launch (PENDING): every container's image is pulled as Fargate pulls it (registry.py: apache/airflow
+runs the stock image's package set with the image entrypoint's rule, a project image from the emulator's
+ECR the environment its CodeBuild build made, rabbitmq Debian's rabbitmq-server; ECR images with the
+*execution role's* credentials), the containers' `secrets` are read with the execution role's
+credentials, each container's awslogs stream is created with them, then each container's environment is
+its task definition's plus the printed rewrites (localize.py) and what Fargate gives every container,
+including the task role's credentials endpoint. The containers share the task's network namespace: one
+local port map for the task. Failures end the task STOPPED with ECS's stop code and reason
+(CannotPullContainerError, ResourceInitializationError, CannotStartContainerError). RUNNING: every
+container runs (dependsOn is not waited for); each health check runs as Docker runs it (startPeriod,
+interval, timeout, retries), the task's health being its essential container's; each process's output
+goes to its log file and its own CloudWatch Logs stream. A non-essential container that exits is STOPPED
+alone; when the essential one exits or the task is stopped, every other container is stopped (SIGTERM,
+SIGKILL after its own stopTimeout). STOPPED: each container's exit code (128 + signal when killed), the
+task's stoppedReason and stopCode.
 """
 
 from __future__ import annotations
@@ -31,17 +33,9 @@ from typing import TYPE_CHECKING, Any
 import boto3
 from botocore.config import Config
 
-from embedded_aws import credentials, ecs_state, servers
+from embedded_aws import credentials, ecs_state, registry, servers
 from embedded_aws.forwarder import free_port
-from embedded_aws.localize import (
-    LocalContainer,
-    LocalEndpoints,
-    is_airflow,
-    is_rabbitmq,
-    localize,
-    platform_env,
-    task_ports,
-)
+from embedded_aws.localize import LocalContainer, LocalEndpoints, localize, platform_env, task_ports
 from embedded_aws.processes import Proc, Processes, kill_leftovers
 from embedded_aws.task_definitions import Container, SecretResolver, container
 
@@ -90,6 +84,7 @@ class TaskRun(threading.Thread):
         self.directory = agent.settings.runtime_dir / "tasks" / task.id
         self.ports: dict[int, int] = {}  # the task's: every container listens on the same local ports
         self.containers: list[ContainerRun] = []
+        self.images: dict[str, registry.RunnableImage] = {}  # container name -> what its image runs here
         self.processes: Processes | None = None
         self.stop_requested = False
         self.stop_initiator: str | None = None  # scheduler | user | health; None: the container exited itself
@@ -160,6 +155,7 @@ class TaskRun(threading.Thread):
     def launch(self) -> None:
         definitions = [self.with_overrides(d) for d in self.definition.container_definitions]
         self.check_runnable(definitions)
+        self.pull_images(definitions)
         resolver = SecretResolver(
             self.role_client("secretsmanager", getattr(self.definition, "execution_role_arn", None), "secrets")
         )
@@ -168,7 +164,7 @@ class TaskRun(threading.Thread):
         self.stop_timeout = max(c.spec.stop_timeout for c in self.containers)
         for c in self.containers:
             self.open_log_stream(c)
-        self.ports = task_ports([c.spec for c in self.containers])
+        self.ports = task_ports([c.spec for c in self.containers], {n: i.program for n, i in self.images.items()})
         endpoints = self.endpoints()
         self.directory.mkdir(parents=True, exist_ok=True)
         self.processes = Processes(self.directory)
@@ -194,7 +190,7 @@ class TaskRun(threading.Thread):
         return spec
 
     def check_runnable(self, definitions: list[dict[str, Any]]) -> None:
-        """One essential container (the one ECS stops the task for), and images this machine can run."""
+        """One essential container (the one ECS stops the task for)."""
         essential = [d["name"] for d in definitions if d.get("essential", True)]
         if len(essential) != 1:
             raise TaskFailed(
@@ -202,14 +198,25 @@ class TaskRun(threading.Thread):
                 f"the local runtime runs tasks of one essential container (non-essential sidecars beside it); "
                 f"{self.family} has {len(essential)}: {', '.join(essential) or 'none'}",
             )
+
+    def pull_images(self, definitions: list[dict[str, Any]]) -> None:
+        """Every container's image, pulled as Fargate pulls it (ECR with the execution role), before any starts."""
+        puller = registry.Puller(self.execution_keys, self.agent.settings.endpoint_url)
         for definition in definitions:
-            image = definition.get("image", "")
-            if not (is_airflow(image) or is_rabbitmq(image)):
-                raise TaskFailed(
-                    "TaskFailedToStart",
-                    f"CannotPullContainerError: pull image manifest has been retried 5 time(s): {image} is not an "
-                    "image the local runtime can run (apache/airflow, rabbitmq)",
-                )
+            try:
+                self.images[definition["name"]] = puller.resolve(definition.get("image", ""))
+            except registry.CannotPull as exc:
+                raise TaskFailed("TaskFailedToStart", str(exc)) from exc
+
+    def execution_keys(self) -> dict[str, str]:
+        """The execution role's credentials (PermissionError when there is none or it cannot be assumed)."""
+        role_arn = getattr(self.definition, "execution_role_arn", None)
+        if not role_arn:
+            raise PermissionError("the task definition has an ECR image but no execution role")
+        try:
+            return credentials.role_credentials(role_arn.rsplit("/", 1)[-1], self.region)
+        except Exception as exc:
+            raise PermissionError(f"the execution role {role_arn} cannot be assumed: {exc}") from exc
 
     def resolve(self, definition: dict[str, Any], resolver: SecretResolver) -> Container:
         """The container as ECS starts it, its secrets read with the execution role."""
@@ -230,14 +237,14 @@ class TaskRun(threading.Thread):
             aws_endpoint=self.agent.settings.endpoint_url,
             region=self.region,
             extra_rabbitmq={"ERL_EPMD_PORT": free_port(), "RABBITMQ_DIST_PORT": free_port()}
-            if any(is_rabbitmq(c.spec.image) for c in self.containers)
+            if any(image.program == "rabbitmq" for image in self.images.values())
             else {},
         )
 
     def start_container(self, c: ContainerRun, endpoints: LocalEndpoints) -> None:
         """The container's process, started with its localized environment; ECS reports the container RUNNING."""
         assert self.processes is not None
-        c.local = localize(c.spec, endpoints, self.platform(c.spec))
+        c.local = localize(c.spec, endpoints, self.platform(c.spec), self.images[c.name].program)
         argv = self.argv(c.spec)
         cwd = Path(c.local.env.get("AIRFLOW_HOME") or c.local.env["HOME"])
         try:
@@ -284,27 +291,29 @@ class TaskRun(threading.Thread):
         )
 
     def platform(self, spec: Container) -> dict[str, str]:
-        rabbit = is_rabbitmq(spec.image)
+        """What the image and Fargate give the container; PATH starts with the image's environment (registry.py)."""
+        image = self.images[spec.name]
+        rabbit = image.program == "rabbitmq"
         extra = servers.prepare_rabbitmq_files(self.directory) if rabbit else {}
         extra["ECS_AGENT_TASK_DIR"] = str(self.directory)
         role = getattr(self.definition, "task_role_arn", None)
         if role:
             extra["AWS_CONTAINER_CREDENTIALS_FULL_URI"] = self.agent.settings.credentials_url + role.rsplit("/", 1)[-1]
             extra["AWS_CONTAINER_AUTHORIZATION_TOKEN"] = self.agent.settings.credentials_token
-        bins = [servers.RABBITMQ_BIN] if rabbit else [str(self.agent.settings.python_bin)]
-        return platform_env(spec.name, self.directory, bins, self.region, airflow=is_airflow(spec.image), extra=extra)
+        airflow = image.program == "airflow"
+        return platform_env(spec.name, self.directory, [str(image.bin_dir)], self.region, airflow=airflow, extra=extra)
 
-    @staticmethod
-    def signals_group(spec: Container) -> bool:
+    def signals_group(self, spec: Container) -> bool:
         """apache/airflow runs under dumb-init, which forwards ECS's SIGTERM to the whole process group,
         or with DUMB_INIT_SETSID=0 to its child alone (Celery's warm shutdown: running tasks finish)."""
-        return not (is_airflow(spec.image) and not spec.entry_point and spec.environment.get("DUMB_INIT_SETSID") == "0")
+        airflow = self.images[spec.name].program == "airflow"
+        return not (airflow and not spec.entry_point and spec.environment.get("DUMB_INIT_SETSID") == "0")
 
     def argv(self, spec: Container) -> list[str]:
         """What the image runs: its entrypoint's rule, or the task definition's entryPoint + command."""
         if spec.entry_point:
             return [*spec.entry_point, *spec.command]
-        if is_airflow(spec.image):
+        if self.images[spec.name].program == "airflow":
             # apache/airflow's /entrypoint: `bash`, `python` and `airflow` run as they are, anything else via airflow
             if spec.command and spec.command[0] in ("bash", "python", "airflow"):
                 return list(spec.command)

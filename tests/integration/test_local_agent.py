@@ -2,7 +2,8 @@
 
 One emulator with the runtime on (enforced IAM, container credentials) for the module. The task
 definitions use the apache/airflow image with `bash -c` commands, which the agent runs as the
-image's entrypoint would, so each case takes seconds. The whole stack on the runtime is tests/e2e.
+image's entrypoint would, in the stock image's package set (registry.py; images and their pulls are
+tests/integration/test_local_images.py), so each case takes seconds. The whole stack on the runtime is tests/e2e.
 """
 
 from __future__ import annotations
