@@ -46,6 +46,13 @@ options:
   amazonmq:
     description: name, deployment_mode, engine_version of the Amazon MQ broker when it is the broker.
     type: dict
+  images:
+    description:
+      - Variable name -> image reference (deploy only). A reference to this region's ECR with both a tag and a
+        digest (C(<registry>/<repository>:<tag>@sha256:...)) is refused unless the repository's image with that
+        tag has that digest (one C(DescribeImages) each; other references cost nothing).
+    type: dict
+    default: {}
 extends_documentation_fragment: [amazon.aws.common.modules, amazon.aws.region.modules, amazon.aws.boto3]
 """
 
@@ -108,6 +115,11 @@ from ansible_collections.amazon.aws.plugins.module_utils.modules import AnsibleA
 STACK_TAG = "airflow-ecs:stack"
 PASSWORD_VERSION_TAG = "airflow-ecs:password-version"
 REGION_TAG = "airflow-ecs:region"
+# An ECR image reference naming both a tag and a digest.
+ECR_TAG_AND_DIGEST = re.compile(
+    r"^(?P<account>[0-9]{12})\.dkr\.ecr\.(?P<region>[a-z0-9-]+)\.amazonaws\.com/(?P<repository>[^:@]+)"
+    r":(?P<tag>[^@]+)@(?P<digest>sha256:[a-f0-9]{64})$"
+)
 ARN_REGION = re.compile(r"arn:aws[a-z-]*:[a-z0-9-]+:([a-z]{2}(?:-gov|-iso[a-z]?)?-[a-z]+-[0-9]+):")
 
 
@@ -406,6 +418,31 @@ class Checks:
             if tags.get(STACK_TAG) == self.stack
         }
 
+    # --- images: a reference's tag and digest must name the same image
+
+    def images(self, references: dict) -> None:
+        for variable, reference in references.items():
+            found = ECR_TAG_AND_DIGEST.match(reference or "")
+            if not found or found["region"] != self.region:
+                continue
+            try:
+                details = self.client("ecr").describe_images(
+                    registryId=found["account"],
+                    repositoryName=found["repository"],
+                    imageIds=[{"imageTag": found["tag"]}],
+                    aws_retry=True,
+                )["imageDetails"]
+            except ClientError as err:
+                if error_code(err) not in ("ImageNotFoundException", "RepositoryNotFoundException"):
+                    raise
+                self.refuse(variable, f"{reference}: the repository {found['repository']} has no image tagged "
+                            f"{found['tag']!r}; name the image by its digest alone, or by a tag it has")  # fmt: skip
+                continue
+            digest = details[0]["imageDigest"] if details else ""
+            if digest != found["digest"]:
+                self.refuse(variable, f"{reference}: the tag {found['tag']!r} names the image {digest}, not "
+                            f"{found['digest']}; give the tag's digest, or the digest alone")  # fmt: skip
+
     def buckets(self) -> None:
         deployed = self.deployed_buckets() if self.params["mode"] == "deploy" else {}
         owned = self.owned_by_index()
@@ -540,6 +577,7 @@ class Checks:
                 self.kms_key(params["kms_key_id"])
             if params["amazonmq"]:
                 self.amazonmq(params["amazonmq"])
+            self.images(params["images"])
         elif params["database"]:
             self.protected_database(params["database"])
         self.buckets()
@@ -561,6 +599,7 @@ def main() -> None:
             "ssl_policy": {"type": "str", "default": ""},
             "kms_key_id": {"type": "str", "default": ""},
             "amazonmq": {"type": "dict"},
+            "images": {"type": "dict", "default": {}},
         },
         supports_check_mode=True,
     )

@@ -6,6 +6,7 @@ import contextlib
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 import time
@@ -43,6 +44,16 @@ class PlayResult:
     @property
     def changed(self) -> int:
         return self.recap["changed"]
+
+
+def upgraded_recipe(directory: Path, note: str = "# upgraded by a test\n") -> Path:
+    """A copy of image/ in `directory` whose Dockerfile ends with `note`: a new recipe hash (so a new image tag
+    and build, and every Airflow service rolls onto it), the same packages."""
+    directory.mkdir(parents=True, exist_ok=True)
+    for name in ("Dockerfile", "requirements.txt", "requirements.lock"):
+        shutil.copy(ROOT / "image" / name, directory / name)
+    (directory / "Dockerfile").write_text((directory / "Dockerfile").read_text() + note)
+    return directory
 
 
 def base_env(extra: dict[str, str] | None = None) -> dict[str, str]:

@@ -108,6 +108,17 @@ def _mq(emulator: Emulator) -> list[str]:
     return [f"mq broker {b['BrokerName']}" for b in emulator.client("mq").list_brokers()["BrokerSummaries"]]
 
 
+def _images(emulator: Emulator) -> list[str]:
+    ecr = emulator.client("ecr")
+    found = [f"ecr repository {r['repositoryName']}" for r in ecr.describe_repositories()["repositories"]]
+    found += [
+        f"ecr pull-through cache rule {r['ecrRepositoryPrefix']}"
+        for r in ecr.describe_pull_through_cache_rules()["pullThroughCacheRules"]
+    ]
+    found += [f"codebuild project {p}" for p in emulator.client("codebuild").list_projects()["projects"]]
+    return found
+
+
 CHECKS: list[Callable[[Emulator], list[str]]] = [
     _ec2,
     _secrets,
@@ -120,6 +131,7 @@ CHECKS: list[Callable[[Emulator], list[str]]] = [
     _elb,
     _autoscaling,
     _mq,
+    _images,
 ]
 
 

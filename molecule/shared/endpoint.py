@@ -67,6 +67,8 @@ PROBES: dict[str, Callable[[Any], Any]] = {
     "mq": lambda c: c.list_brokers(MaxResults=1),
     "cloudwatch": lambda c: c.list_dashboards(),
     "sns": lambda c: c.list_topics(),
+    "ecr": lambda c: c.describe_repositories(maxResults=1),
+    "codebuild": lambda c: c.list_projects(),
 }
 
 

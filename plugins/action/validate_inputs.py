@@ -164,6 +164,9 @@ def kind_fargate_memory(value: int, rule: dict, lookup: Lookup) -> str | None:
 
 
 def kind_image(value: str, rule: dict, lookup: Lookup) -> str | None:
+    digest = value.rpartition("@")[2] if "@" in value else None
+    if digest is not None and not re.fullmatch(r"sha256:[a-f0-9]{64}", digest):
+        return f"has a malformed digest {digest!r}: a digest is sha256: and 64 lower-case hex digits"
     if not _ECS.container_image(value):
         return "must be an image reference with an explicit tag or digest such as apache/airflow:3.3.2 (not :latest)"
     return None

@@ -7,7 +7,7 @@ import re
 DOCUMENTATION = """
 name: ecs
 short_description: ECS input tests for airflow-ecs
-description: fargate_size (a CPU/memory pair Fargate accepts) and container_image (repository:tag or @digest).
+description: fargate_size (a CPU/memory pair Fargate accepts) and container_image (name:tag, @digest or :tag@digest).
 """
 
 # CPU units -> (lowest MiB, highest MiB, step MiB), from the Fargate task size table.
@@ -23,7 +23,7 @@ FARGATE_SIZES = {
 
 IMAGE = re.compile(
     r"^(?:[a-z0-9.-]+(?::[0-9]+)?/)?[a-z0-9]+(?:[._-][a-z0-9]+)*(?:/[a-z0-9]+(?:[._-][a-z0-9]+)*)*"
-    r"(?::[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}|@sha256:[a-f0-9]{64})$"
+    r"(?::[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}(?:@sha256:[a-f0-9]{64})?|@sha256:[a-f0-9]{64})$"
 )
 
 

@@ -8,7 +8,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 import pytest
-from ansible_runner import PlayResult, run_playbook
+from ansible_runner import PlayResult, run_playbook, upgraded_recipe
 from certificates import import_self_signed_certificate
 from emulator import Emulator, start_emulator
 from stack_inventory import leftover_resources
@@ -33,12 +33,14 @@ class Featured:
     certificate_arn: str
     targets_before: list  # the scalable targets before the features run (none: autoscaling was off)
     features: PlayResult  # HTTPS, allowed CIDRs, worker autoscaling on the deployed stack
-    upgraded: PlayResult  # the same variables with only airflow_image changed
+    upgraded: PlayResult  # the same variables with only the image recipe changed (images_recipe_dir)
     # (secret version, service_environments) of ROTATED, which the features run also rotates
     rotated_before: tuple
     rotated_after: tuple
     upgraded_services: dict  # service_environments right after `upgraded`
     upgraded_migrate_image: str  # image of the latest airflow-migrate task definition after `upgraded`
+    upgraded_image: str  # the image the upgraded recipe built: <repository>@<digest of its tag> in ECR
+    upgraded_recipe_dir: str  # the recipe `upgraded` ran with (the runs after it keep it)
 
 
 @dataclass
@@ -57,7 +59,21 @@ class Switched:
 AMAZONMQ = {"broker_backend": "amazonmq"}
 ROTATED = "api_secret_key"  # secrets_rotate key of a secret every Airflow node reads and the broker does not
 RESIZED_WORKER = {"airflow_nodes_worker_cpu": 2048, "airflow_nodes_worker_memory": 4096}
-UPGRADED_IMAGE = "apache/airflow:3.3.3"
+# An image upgrade is a new recipe (images_source ecr): the same one with a changed Dockerfile builds a new tag.
+UPGRADE_NOTE = "# upgraded by tests/integration/conftest.py\n"
+
+
+def image_of_tag(emulator: Emulator, repository: str, tag_prefix: str, exclude: str) -> str:
+    """<registry>/<repository>@<digest> of the image whose tag starts with tag_prefix and is not `exclude`'s."""
+    ecr = emulator.client("ecr")
+    repo = ecr.describe_repositories(repositoryNames=[repository])["repositories"][0]
+    for image in ecr.describe_images(repositoryName=repository)["imageDetails"]:
+        reference = f"{repo['repositoryUri']}@{image['imageDigest']}"
+        if reference != exclude and any(t.startswith(tag_prefix) for t in image.get("imageTags", [])):
+            return reference
+    return ""
+
+
 ALLOWED_CIDRS = ["203.0.113.0/24", "198.51.100.7/32"]
 
 
@@ -81,7 +97,7 @@ def deployed(stack_emulator: Emulator) -> Deployment:
 
 
 @pytest.fixture(scope="session")
-def featured(deployed: Deployment) -> Featured:
+def featured(deployed: Deployment, tmp_path_factory: pytest.TempPathFactory) -> Featured:
     """Two more runs on the deployed stack, requested only by tests that run after every reader of the default stack.
 
     `features` turns on HTTPS, restricted CIDRs and worker autoscaling (0-4) and rotates one secret
@@ -103,8 +119,11 @@ def featured(deployed: Deployment) -> Featured:
     features = run_playbook("site.yml", emulator.env(), extra_vars={**variables, "secrets_rotate": [ROTATED]})
     assert features.returncode == 0, features.output[-5000:]
     rotated_after = (secret_version(emulator, "airflow/" + ROTATED.replace("_", "-")), service_environments(emulator))
-    upgraded = run_playbook("site.yml", emulator.env(), extra_vars={**variables, "airflow_image": UPGRADED_IMAGE})
+    before_upgrade = emulator.client("ecs").describe_task_definition(taskDefinition="airflow-migrate")["taskDefinition"]
+    recipe = upgraded_recipe(tmp_path_factory.mktemp("recipe"), UPGRADE_NOTE)
+    upgraded = run_playbook("site.yml", emulator.env(), extra_vars={**variables, "images_recipe_dir": str(recipe)})
     migrate = emulator.client("ecs").describe_task_definition(taskDefinition="airflow-migrate")["taskDefinition"]
+    old_image = before_upgrade["containerDefinitions"][0]["image"]
     return Featured(
         emulator,
         variables,
@@ -116,6 +135,8 @@ def featured(deployed: Deployment) -> Featured:
         rotated_after,
         service_environments(emulator),
         migrate["containerDefinitions"][0]["image"],
+        image_of_tag(emulator, "airflow/airflow", "3.3.2-", exclude=old_image),
+        str(recipe),
     )
 
 
@@ -188,7 +209,7 @@ def broker_state(emulator: Emulator) -> dict:
 def switched(featured: Featured) -> Switched:
     """Requested only by the last tests of the group: they end the shared deployment."""
     emulator = featured.emulator
-    variables = {**featured.variables, "airflow_image": UPGRADED_IMAGE, **AMAZONMQ}
+    variables = {**featured.variables, "images_recipe_dir": featured.upgraded_recipe_dir, **AMAZONMQ}
     before = broker_state(emulator)
     switch = run_playbook("site.yml", emulator.env(), extra_vars=variables)
     assert switch.returncode == 0, switch.output[-5000:]

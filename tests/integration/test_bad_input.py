@@ -14,6 +14,8 @@ from emulator import free_port
 from stack_inventory import leftover_resources
 
 CERTIFICATE = "arn:aws:acm:us-east-1:123456789012:certificate/12345678-1234-1234-1234-123456789012"
+ECR_AIRFLOW = "123456789012.dkr.ecr.us-east-1.amazonaws.com/airflow/airflow"
+STALE_RECIPE = ROOT / "tests" / "integration" / "fixtures" / "recipe_stale_lock"
 
 # id: (extra vars, variable named by the message, fragment of the message)
 BAD_INPUTS = {
@@ -200,6 +202,35 @@ BAD_INPUTS = {
         "airflow_nodes_worker_max_count",
         "at least airflow_nodes_worker_min_count (3)",
     ),
+    # images
+    "images-source-unknown": ({"images_source": "quay"}, "images_source", "one of ['ecr', 'docker-hub']"),
+    "images-keep-zero": ({"images_keep": 0}, "images_keep", "at least 1"),
+    "recipe-missing": ({"images_recipe_dir": "/nonexistent/image"}, "images_recipe_dir", "has no Dockerfile"),
+    "recipe-for-another-airflow": (
+        {"airflow_image": "apache/airflow:3.2.0"},
+        "images_recipe_dir",
+        "builds on apache/airflow:3.3.2 but airflow_image is apache/airflow:3.2.0",
+    ),
+    "recipe-lock-stale": (
+        {"images_recipe_dir": str(STALE_RECIPE)},
+        "images_recipe_dir",
+        "requirements.txt changed since requirements.lock was made: run `make image-lock`",
+    ),
+    "image-digest-malformed": (
+        {"airflow_image": "apache/airflow:3.3.2@sha256:abc"},
+        "airflow_image",
+        "malformed digest 'sha256:abc'",
+    ),
+    "broker-image-digest-malformed": (
+        {"messaging_image": "rabbitmq:4.1.4-management@sha256:" + "G" * 64},
+        "messaging_image",
+        "malformed digest",
+    ),
+    "image-tag-and-digest-disagree": (
+        {"images_source": "docker-hub", "airflow_image": f"{ECR_AIRFLOW}:3.3.2-0123456789ab@sha256:{'a' * 64}"},
+        "airflow_image",
+        "has no image tagged '3.3.2-0123456789ab'",
+    ),
 }
 
 # Cases whose answer needs the account (every other case is refused before any AWS call).
@@ -209,6 +240,7 @@ ACCOUNT_AWARE = {
     "db-engine-version-not-offered",
     "kms-key-missing",
     "certificate-does-not-exist",
+    "image-tag-and-digest-disagree",
 }
 
 

@@ -134,7 +134,11 @@ def test_the_audit_covers_the_whole_stack(aws):
     assert sorted(tags[audit.BUCKET_PURPOSE_TAG] for _, tags in audit._stack_buckets(aws.s3, STACK)) == ["dags", "data"]
     families = {arn.rsplit("/", 1)[-1].split(":")[0] for arn in audit._stack_task_definition_arns(aws.ecs, STACK)}
     assert families == {*ALL_SERVICES, f"{STACK}-migrate"}
-    assert audit._stack_role_names(aws.iam, aws.ecs, STACK) == [f"{STACK}-airflow-task", f"{STACK}-ecs-execution"]
+    assert audit._stack_role_names(aws.iam, aws.ecs, STACK) == [
+        f"{STACK}-airflow-task",
+        f"{STACK}-ecs-execution",
+        f"{STACK}-image-build",
+    ]
     groups = {g["GroupName"] for g in audit._stack_security_groups(aws.ec2, STACK)}
     assert groups >= {f"{STACK}-{tier}" for tier in ["alb", "airflow", "broker", "database"]}
     secrets = [s for s in aws.secretsmanager.list_secrets()["SecretList"] if s["Name"].startswith(f"{STACK}/")]

@@ -323,7 +323,10 @@ def test_seven_services_run_the_six_nodes_and_the_broker(services):
 )
 def test_each_node_runs_its_component_with_a_health_check(containers, node, command):
     container = containers[node]
-    assert container["image"] == "apache/airflow:3.3.2"
+    # The project image (images_source ecr), pinned by digest.
+    assert re.fullmatch(
+        r"123456789012\.dkr\.ecr\.us-east-1\.amazonaws\.com/airflow/airflow@sha256:[0-9a-f]{64}", container["image"]
+    )
     assert container["command"] == command
     assert container["healthCheck"]["command"][0] == "CMD-SHELL"
 

@@ -150,3 +150,29 @@ def test_a_teardown_refuses_a_database_with_deletion_protection(clean_emulator):
     assert "after a final snapshot" in refused["msg"]
     clean_emulator.client("rds").modify_db_instance(DBInstanceIdentifier="airflow-metadata", DeletionProtection=False)
     assert not database_check(clean_emulator, mode="teardown").get("failed")
+
+
+def test_an_ecr_reference_whose_tag_and_digest_disagree_is_refused(clean_emulator):
+    ecr = clean_emulator.client("ecr")
+    ecr.create_repository(repositoryName="airflow/airflow")
+    manifest = (
+        '{"schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json", "config": {"mediaType": '
+        '"application/vnd.oci.image.config.v1+json", "size": 2, "digest": "sha256:' + "0" * 64 + '"}, "layers": []}'
+    )
+    digest = ecr.put_image(repositoryName="airflow/airflow", imageManifest=manifest, imageTag="3.3.2-abc")["image"][
+        "imageId"
+    ]["imageDigest"]
+    repository = "123456789012.dkr.ecr.us-east-1.amazonaws.com/airflow/airflow"
+
+    def check_images(images: dict) -> dict:
+        args = {"stack_name": "airflow", "region": "us-east-1", "images": images}
+        return run_module("stack_live_checks", args, env=clean_emulator.env(), check=True)
+
+    assert not check_images({"airflow_image": f"{repository}:3.3.2-abc@{digest}"}).get("failed")
+    wrong = check_images({"airflow_image": f"{repository}:3.3.2-abc@sha256:{'f' * 64}"})
+    assert wrong["failed"] and f"airflow_image: {repository}:3.3.2-abc@sha256:" in wrong["msg"], wrong
+    assert f"names the image {digest}" in wrong["msg"]
+    missing = check_images({"airflow_image": f"{repository}:3.4.0-abc@{digest}"})
+    assert missing["failed"] and "has no image tagged '3.4.0-abc'" in missing["msg"], missing
+    # Docker Hub references cannot be looked up: they pass (their digest's form is the input check's).
+    assert not check_images({"messaging_image": f"rabbitmq:4.1.4@sha256:{'f' * 64}"}).get("failed")

@@ -56,6 +56,9 @@ def rules(monkeypatch):
         ),
         (5, {"type": "int", "ge_times": ["network_az_count", 3]}, "at least 3 x network_az_count (6)"),
         (12, {"type": "int", "min": 5, "multiple_of": 5}, "must be a multiple of 5"),
+        ("rabbitmq:4@sha256:abc", {"type": "str", "kind": "image"}, "malformed digest 'sha256:abc'"),
+        ("rabbitmq@md5:" + "a" * 32, {"type": "str", "kind": "image"}, "malformed digest"),
+        ("rabbitmq:latest", {"type": "str", "kind": "image"}, "explicit tag or digest"),
     ],
 )
 def test_a_bad_value_is_named_with_what_is_allowed(rules, value, rule, problem):
@@ -75,6 +78,11 @@ def test_a_bad_value_is_named_with_what_is_allowed(rules, value, rule, problem):
         ({"owner": "data-platform", "cost center": "42"}, {"type": "dict", "kind": "tags", "reserved": 3}),
         ("", {"type": "str", "kind": "acm_arn", "region": "aws_region"}),
         (None, {"type": "str", "nullable": True}),
+        ("rabbitmq:4.1.4-management@sha256:" + "a" * 64, {"type": "str", "kind": "image"}),
+        (
+            "123456789012.dkr.ecr.us-east-1.amazonaws.com/airflow/airflow@sha256:" + "b" * 64,
+            {"type": "str", "kind": "image"},
+        ),
     ],
 )
 def test_a_good_value_passes(rules, value, rule):

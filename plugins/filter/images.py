@@ -1,0 +1,126 @@
+"""The image recipe (image/) as the images role reads it: its hash, Airflow version, zip and lock state.
+
+The recipe hash is the image's identity (its tag suffix). It is the same algorithm as
+`embedded_aws.image_env.recipe_hash` (tests/unit/test_images_filters.py compares both on the real image/):
+sha256 over, for each name of RECIPE_FILES in that order, name + NUL + decimal length + NUL + bytes.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import io
+import re
+import zipfile
+from pathlib import Path
+
+from ansible.errors import AnsibleFilterError
+
+DOCUMENTATION = """
+name: images
+short_description: Image recipe helpers for airflow-ecs
+description: >-
+  recipe_hash, recipe_airflow_version, recipe_zip_base64, recipe_lock_problem and image_reference; see each
+  docstring.
+"""
+
+RECIPE_FILES = ("Dockerfile", "requirements.lock", "requirements.txt")
+BASE_IMAGE = re.compile(
+    r"^\s*ARG\s+BASE_IMAGE\s*=\s*apache/airflow:(?P<version>[0-9][A-Za-z0-9.+-]*?)(?:-python[0-9.]+)?\s*$",
+    re.M,
+)
+# The lock's header (`# key: value` lines, embedded_aws/image_env.py: lock): what it was made from.
+LOCK_HEADER = re.compile(r"^# (?P<key>[A-Za-z0-9._-]+): (?P<value>\S+)\s*$")
+# A zip entry's fixed timestamp (the earliest a zip can hold) and mode: the same recipe gives the same bytes.
+ZIP_EPOCH = (1980, 1, 1, 0, 0, 0)
+IMAGE = re.compile(
+    r"^(?P<repository>(?:[a-z0-9.-]+(?::[0-9]+)?/)?[a-z0-9]+(?:[._-][a-z0-9]+)*(?:/[a-z0-9]+(?:[._-][a-z0-9]+)*)*)"
+    r"(?::(?P<tag>[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}))?(?:@(?P<digest>[^@]*))?$"
+)
+
+
+def _files(recipe_dir: str | Path) -> dict[str, bytes]:
+    root = Path(recipe_dir)
+    missing = [name for name in RECIPE_FILES if not (root / name).is_file()]
+    if missing:
+        raise AnsibleFilterError(f"the image recipe {root} lacks {', '.join(missing)} (see image/README.md)")
+    return {name: (root / name).read_bytes() for name in RECIPE_FILES}
+
+
+def recipe_hash(recipe_dir: str | Path) -> str:
+    """sha256 hex of the recipe (Dockerfile, requirements.lock, requirements.txt), as image_env.recipe_hash."""
+    digest = hashlib.sha256()
+    for name, data in _files(recipe_dir).items():
+        digest.update(name.encode() + b"\0" + str(len(data)).encode() + b"\0" + data)
+    return digest.hexdigest()
+
+
+def recipe_airflow_version(recipe_dir: str | Path) -> str:
+    """The Airflow version of the Dockerfile's `ARG BASE_IMAGE=apache/airflow:<version>`; '' when it has none."""
+    try:
+        dockerfile = (Path(recipe_dir) / "Dockerfile").read_text(encoding="utf-8")
+    except OSError:
+        return ""
+    found = BASE_IMAGE.search(dockerfile)
+    return found["version"] if found else ""
+
+
+def recipe_zip_base64(recipe_dir: str | Path) -> str:
+    """The recipe files as a zip, base64: fixed order, timestamps and modes, so one recipe gives one byte string."""
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        for name, data in _files(recipe_dir).items():
+            entry = zipfile.ZipInfo(name, date_time=ZIP_EPOCH)
+            entry.compress_type = zipfile.ZIP_DEFLATED
+            entry.create_system = 3  # unix, so the mode below is what unzip restores
+            entry.external_attr = 0o100644 << 16
+            archive.writestr(entry, data, compresslevel=9)
+    return base64.b64encode(buffer.getvalue()).decode()
+
+
+def recipe_lock_problem(recipe_dir: str | Path) -> str:
+    """'' when requirements.lock was made from the current requirements.txt, else what is wrong (one sentence)."""
+    root = Path(recipe_dir)
+    try:
+        lock = (root / "requirements.lock").read_text(encoding="utf-8")
+        requirements = (root / "requirements.txt").read_bytes()
+    except OSError as err:
+        return f"cannot read the recipe's requirements ({err.strerror}: {err.filename})"
+    header = {}
+    for line in lock.splitlines():
+        if not line.startswith("#"):
+            break
+        found = LOCK_HEADER.match(line)
+        if found:
+            header[found["key"]] = found["value"]
+    recorded = header.get("requirements.txt-sha256")
+    if recorded is None:
+        return "requirements.lock records no requirements.txt-sha256: regenerate it with `make image-lock`"
+    if recorded != hashlib.sha256(requirements).hexdigest():
+        return "requirements.txt changed since requirements.lock was made: run `make image-lock` and commit both files"
+    version = recipe_airflow_version(root)
+    if header.get("airflow-version") != version:
+        return (
+            f"requirements.lock was made for apache/airflow:{header.get('airflow-version')} but the Dockerfile starts "
+            f"from apache/airflow:{version}: run `make image-lock`"
+        )
+    return ""
+
+
+def image_reference(reference: str) -> dict[str, str]:
+    """An image reference's parts: repository, tag and digest ('' when absent); all '' when it is not one."""
+    found = IMAGE.match(reference or "")
+    if not found:
+        return {"repository": "", "tag": "", "digest": ""}
+    return {key: found[key] or "" for key in ("repository", "tag", "digest")}
+
+
+class FilterModule:
+    def filters(self) -> dict:
+        return {
+            "recipe_hash": recipe_hash,
+            "recipe_airflow_version": recipe_airflow_version,
+            "recipe_zip_base64": recipe_zip_base64,
+            "recipe_lock_problem": recipe_lock_problem,
+            "image_reference": image_reference,
+        }
