@@ -37,8 +37,8 @@ FANOUT_DAG = ROOT / "tests" / "e2e" / "dags" / "fanout_bench.py"
 FANOUT_ID = "fanout_bench"
 UPGRADE_DAG = ROOT / "tests" / "e2e" / "dags" / "upgrade_bench.py"
 UPGRADE_ID = "upgrade_bench"
-# Another tag of the same Airflow release: every Airflow task definition changes, nothing else.
-UPGRADE_IMAGE = "apache/airflow:3.3.2-python3.12"
+# A new recipe (image/ with a changed Dockerfile): a new image built and every Airflow service rolled onto it.
+UPGRADE_NOTE = "# upgraded by e2e/bench.py\n"
 
 
 def _seconds(start: str | None, end: str | None) -> float | None:
@@ -62,7 +62,7 @@ class Bench:
 
     def upgrade_under_load(self) -> None:
         """upgrade_bench runs while site.yml rolls every Airflow service onto a new image tag."""
-        from ansible_runner import run_playbook  # noqa: PLC0415 - tests/ is on sys.path once e2e.runner is imported
+        from ansible_runner import run_playbook, upgraded_recipe  # noqa: PLC0415 - tests/ is on sys.path once e2e.runner is imported
 
         e2e = self.e2e
         api = e2e.api or e2e.login()
@@ -77,7 +77,10 @@ class Bench:
         play = run_playbook(
             "site.yml",
             e2e.deployer_env,
-            extra_vars={"airflow_image": UPGRADE_IMAGE, "dags_source_dir": str(e2e.dag_folder(UPGRADE_ID))},
+            extra_vars={
+                "images_recipe_dir": str(upgraded_recipe(e2e.run_dir / "recipe", UPGRADE_NOTE)),
+                "dags_source_dir": str(e2e.dag_folder(UPGRADE_ID)),
+            },
         )
         upgrade_seconds = time.monotonic() - began
         if play.returncode != 0:

@@ -44,6 +44,7 @@ SERVICES = ["api-server", "scheduler", "dag-processor", "triggerer", "worker", "
 DAG_ID = "books_etl"
 SHIPPED_DAG = "shipped_alone"  # tests/e2e/dags/shipped_alone.py, shipped with `--tags dags`
 ROTATION_DAG = "rotation_check"  # tests/e2e/dags/rotation_check.py, shipped with it
+PACKAGES_DAG = "image_packages"  # tests/e2e/dags/image_packages.py, shipped with it
 # Every generated secret but the admin user's, rotated on the running stack.
 ROTATED = ["database", "broker", "fernet_key", "jwt_secret", "api_secret_key"]
 PAGE_COUNT = 3  # the fixture site has 3 catalogue pages, 12 book pages, 9 valid rows
@@ -82,6 +83,9 @@ class Result:
     task_environ: dict[str, dict] = field(default_factory=dict)  # service -> the agent's view of its task
     dags_alone: dict = field(default_factory=dict)  # make deploy-dags: changed, seconds, tasks run
     rotation: dict = field(default_factory=dict)  # secrets_rotate of every secret on the running stack
+    # image_packages on a worker: task id -> (state, log), and the deployed Airflow image
+    image_packages: dict[str, tuple[str, str]] = field(default_factory=dict)
+    airflow_image: str = ""
     rerun_changed: int | None = None  # changed= of a second site.yml while the stack runs
     restarted: list[str] = field(default_factory=list)  # task groups whose task the second run replaced
     target_health_after_rerun: list[dict] = field(default_factory=list)
@@ -231,7 +235,7 @@ class E2ERun:
         """`make deploy-dags` while the stack runs: only the DAG bucket changes, and Airflow sees the new DAG."""
         from ansible_runner import run_playbook  # noqa: PLC0415
 
-        source = self.dag_folder(SHIPPED_DAG, ROTATION_DAG)
+        source = self.dag_folder(SHIPPED_DAG, ROTATION_DAG, PACKAGES_DAG)
         began = time.monotonic()
         play = run_playbook(
             "site.yml",
@@ -250,6 +254,25 @@ class E2ERun:
             "seen_after_seconds": round(time.monotonic() - began, 1),
             "tasks": len(re.findall(r"^TASK \[", play.output, re.MULTILINE)),
         }
+
+    def run_image_packages(self) -> None:
+        """The image's package set on a worker: the recipe's matplotlib imports, polars (in no image) does not."""
+        run = self.run_dag(PACKAGES_DAG, {}, guard_schedule=False)
+        assert self.api is not None
+        # What each task's log shows once it has reached CloudWatch (the worker ships it after the task ends).
+        markers = {"recipe_package": "matplotlib ", "missing_package": "polars"}
+        deadline = time.monotonic() + 90
+        for ti in self.api.task_instances(PACKAGES_DAG, run["dag_run_id"]):
+            while True:
+                text = self.api.task_log(PACKAGES_DAG, run["dag_run_id"], ti["task_id"], 1)
+                if markers.get(ti["task_id"], "") in text or time.monotonic() > deadline:
+                    break
+                time.sleep(2)
+            self.result.image_packages[ti["task_id"]] = (ti["state"], text)
+        definition = self.client("ecs").describe_task_definition(
+            taskDefinition=self.result.services["worker"]["taskDefinition"]
+        )["taskDefinition"]
+        self.result.airflow_image = definition["containerDefinitions"][0]["image"]
 
     def rotate_secrets(self) -> None:
         """site.yml -e secrets_rotate=[every secret but the admin's] while the stack runs: a connection and a
@@ -646,6 +669,7 @@ class E2ERun:
             self.step("books_etl run", self.run_books_etl)
             self.step("migrate again", self.rerun_migrate)
             self.step("deploy dags alone", self.deploy_dags_alone)
+            self.step("image packages", self.run_image_packages)
             self.step("rotate secrets", self.rotate_secrets)
             self.step("task logs", self.read_task_logs)
             self.step("s3 outputs", self.read_outputs)

@@ -22,6 +22,7 @@ GROUP_MINUTES = {
     "test_e2e": 7,
     "bad_weather": 4,
     "local_agent": 2,
+    "local_images": 1,
     "molecule-network": 4,
     "molecule-service_discovery": 3,
     "test_lifecycle": 3,

@@ -74,6 +74,23 @@ def test_make_deploy_dags_ships_a_dag_without_touching_anything_else(e2e: Result
     print(f"deploy-dags: {e2e.dags_alone}")
 
 
+def test_workers_run_the_images_package_set_not_the_tool_chains(e2e: Result) -> None:
+    """The worker imports what the deployed image has (the recipe's matplotlib, from the image's own
+    environment, not .venv) and fails on a package the image lacks, as the task would on AWS."""
+    reached(e2e, "image packages")
+    # The project image built from image/ and pinned by digest in the task definition.
+    ecr_digest = r"\d{12}\.dkr\.ecr\.[a-z0-9-]+\.amazonaws\.com/[a-z0-9/_-]+@sha256:[0-9a-f]{64}"
+    assert re.fullmatch(ecr_digest, e2e.airflow_image), e2e.airflow_image
+    state, text = e2e.image_packages["recipe_package"]
+    assert state == "success", text[-3000:]
+    imported_from = re.search(r"matplotlib \S+ from (\S+)", text)
+    assert imported_from, text[-3000:]
+    assert "/.venv/" not in imported_from.group(1), imported_from.group(1)
+    state, text = e2e.image_packages["missing_package"]
+    assert state == "failed", text[-3000:]
+    assert "No module named 'polars'" in text, text[-3000:]
+
+
 def test_a_rotation_of_every_secret_reaches_rds_the_broker_and_the_data(e2e: Result) -> None:
     """secrets_rotate on the running stack: the database, broker, Fernet, JWT and API secrets all change; a
     DAG run reading a stored connection and variable on a worker succeeds before and after; RDS refuses
