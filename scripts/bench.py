@@ -10,8 +10,10 @@ wall time (ansible.posix.profile_roles) and the most expensive tasks and modules
 --no-weather) the same three phases twice more through the AWS-weather proxy (embedded_aws/weather.py):
 with 80 ms per call, as a real endpoint answers, and with 80 ms and 10 % of calls throttled or 5xx;
 a table gives wall time and calls of each phase in each weather, the calls per operation of the
-no-op re-run and the retries the bad weather cost. Every printed figure comes from this run; nothing
-is estimated. Exit code 1 when a phase fails or a re-run changes something.
+no-op re-run and the retries the bad weather cost. Then (unless --no-images) the local runtime's image
+environments (embedded_aws/image_env.py) are built into an empty cache root, cold and again warm: the
+stock apache/airflow set, and the recipe (image/) on top of it. Every printed figure comes from this
+run; nothing is estimated. Exit code 1 when a phase fails or a re-run changes something.
 """
 
 from __future__ import annotations
@@ -36,6 +38,7 @@ sys.path.insert(0, str(ROOT / "tests"))
 from ansible_runner import BIN, base_env  # noqa: E402
 from emulator import Emulator, start_emulator  # noqa: E402
 
+from embedded_aws import image_env  # noqa: E402
 from embedded_aws.weather import Weather, WeatherProxy  # noqa: E402
 
 GOAL_DEPLOY_SECONDS = 60.0
@@ -171,6 +174,32 @@ def run_phase(phase: Phase, bench: Bench, proxy: WeatherProxy | None = None) -> 
         phase.tasks = json.loads(profile.read_text(encoding="utf-8"))["tasks"]
     (workdir / f"{phase.name}.log").write_text(phase.output, encoding="utf-8")
     return phase
+
+
+def image_environment_seconds() -> list[tuple[str, float, float]]:
+    """(environment, cold seconds, warm seconds) of the image environments, built into an empty cache root
+    (uv's download cache stays as it is: packages are not downloaded again)."""
+    cache = Path(tempfile.mkdtemp(prefix="airflow-ecs-bench-images-"))
+    env = {**os.environ, "AIRFLOW_ECS_IMAGE_CACHE": str(cache)}
+    version = image_env.recipe_airflow_version(image_env.RECIPE_DIR)
+    figures = []
+    try:
+        for label, args in ((f"stock apache/airflow:{version}", ["--stock", version]), ("recipe image/", [])):
+            seconds = []
+            for _ in ("cold", "warm"):
+                began = time.monotonic()
+                subprocess.run(
+                    [sys.executable, "-m", "embedded_aws.image_env", "build", *args],
+                    cwd=ROOT,
+                    env=env,
+                    check=True,
+                    capture_output=True,
+                )
+                seconds.append(time.monotonic() - began)
+            figures.append((label, seconds[0], seconds[1]))
+    finally:
+        shutil.rmtree(cache, ignore_errors=True)
+    return figures
 
 
 def line(label: str, value: object) -> None:
@@ -346,6 +375,7 @@ def main() -> int:
     parser.add_argument(
         "--no-weather", action="store_true", help="skip the runs through the weather proxy (80 ms, then faults)"
     )
+    parser.add_argument("--no-images", action="store_true", help="skip the image environment build figures")
     args = parser.parse_args()
     extra_env = dict(item.split("=", 1) for item in args.env)
 
@@ -370,6 +400,7 @@ def main() -> int:
                     proxy.close()
     finally:
         emulator.stop()
+    images = [] if args.no_images else image_environment_seconds()
     load_after = os.getloadavg()
 
     print("== machine ==")
@@ -388,6 +419,10 @@ def main() -> int:
         print_top(phase)
     if weathers:
         ok = print_weather(phases, weathers) and ok
+    if images:
+        print("\n== local runtime: image environments (empty cache root; the recipe's builds on the stock one) ==")
+        for label, cold, warm in images:
+            line(f"{label}: cold / warm seconds", f"{cold:.1f} / {warm:.2f}")
 
     if args.keep_logs or not ok:
         print(f"\nlogs kept in {workdir}")
