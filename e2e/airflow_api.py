@@ -106,6 +106,10 @@ class AirflowApi:
                 if isinstance(item, dict):
                     event = item.get("event", "")
                     lines.append(" ".join(str(x) for x in (item.get("timestamp", ""), item.get("level", ""), event)))
+                    # An exception is structured too: what the UI shows under the line (type: message).
+                    for error in item.get("error_detail") or []:
+                        if isinstance(error, dict):
+                            lines.append(f"  {error.get('exc_type', '')}: {error.get('exc_value', '')}")
                 else:
                     lines.append(str(item))
             return "\n".join(lines)

@@ -19,10 +19,30 @@ from collections.abc import Callable
 Backend = tuple[str, int]
 
 
+_handed_out: set[int] = set()
+_handed_out_lock = threading.Lock()
+
+
 def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+    """A local port free for TCP and UDP alike that this process has not handed out before.
+
+    The task binds it later, so two calls must never return the same port (the kernel may offer a port
+    again while it is unbound), and a StatsD port is UDP, which a TCP bind does not see in use."""
+    with _handed_out_lock:
+        for _ in range(1000):
+            with socket.socket() as tcp:
+                tcp.bind(("127.0.0.1", 0))
+                port = tcp.getsockname()[1]
+                if port in _handed_out:
+                    continue
+                try:
+                    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp:
+                        udp.bind(("127.0.0.1", port))
+                except OSError:
+                    continue
+            _handed_out.add(port)
+            return port
+    raise OSError("no local port is free for both TCP and UDP")
 
 
 class Listener:

@@ -6,16 +6,32 @@ account must hold nothing afterwards. Changes refused on a deployed stack are in
 
 from __future__ import annotations
 
+import atexit
+import shutil
 import subprocess
+import tempfile
+from pathlib import Path
 
 import pytest
-from ansible_runner import BIN, ROOT, base_env, run_playbook
+from ansible_runner import BIN, ROOT, base_env, run_playbook, upgraded_recipe
 from emulator import free_port
 from stack_inventory import leftover_resources
 
 CERTIFICATE = "arn:aws:acm:us-east-1:123456789012:certificate/12345678-1234-1234-1234-123456789012"
 ECR_AIRFLOW = "123456789012.dkr.ecr.us-east-1.amazonaws.com/airflow/airflow"
-STALE_RECIPE = ROOT / "tests" / "integration" / "fixtures" / "recipe_stale_lock"
+
+
+def stale_recipe() -> Path:
+    """image/ with a requirement added to requirements.txt after requirements.lock was made."""
+    directory = Path(tempfile.mkdtemp(prefix="airflow-ecs-stale-recipe-"))
+    atexit.register(shutil.rmtree, directory, ignore_errors=True)
+    upgraded_recipe(directory, note="")
+    with (directory / "requirements.txt").open("a") as requirements:
+        requirements.write("requests>=2.32\n")
+    return directory
+
+
+STALE_RECIPE = stale_recipe()
 
 # id: (extra vars, variable named by the message, fragment of the message)
 BAD_INPUTS = {
