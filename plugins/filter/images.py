@@ -1,8 +1,8 @@
 """The image recipe (image/) as the images role reads it: its hash, Airflow version, zip and lock state.
 
-The recipe hash is the image's identity (its tag suffix). It is the same algorithm as
-`embedded_aws.image_env.recipe_hash` (tests/unit/test_images_filters.py compares both on the real image/):
-sha256 over, for each name of RECIPE_FILES in that order, name + NUL + decimal length + NUL + bytes.
+The recipe hash (the image's identity, its tag suffix), the Dockerfile's Airflow version and the lock's
+header are read by `embedded_aws/image_env.py`, which the local runtime and `make image-lock` use too: one
+reading of the recipe for the deploy and the emulator.
 """
 
 from __future__ import annotations
@@ -11,10 +11,17 @@ import base64
 import hashlib
 import io
 import re
+import sys
 import zipfile
 from pathlib import Path
 
 from ansible.errors import AnsibleFilterError
+
+# The project root (plugins/filter/ is two levels down, also through the filter_plugins link).
+_PROJECT = str(Path(__file__).resolve().parents[2])
+if _PROJECT not in sys.path:
+    sys.path.append(_PROJECT)
+from embedded_aws import image_env  # noqa: E402
 
 DOCUMENTATION = """
 name: images
@@ -24,13 +31,6 @@ description: >-
   docstring.
 """
 
-RECIPE_FILES = ("Dockerfile", "requirements.lock", "requirements.txt")
-BASE_IMAGE = re.compile(
-    r"^\s*ARG\s+BASE_IMAGE\s*=\s*apache/airflow:(?P<version>[0-9][A-Za-z0-9.+-]*?)(?:-python[0-9.]+)?\s*$",
-    re.M,
-)
-# The lock's header (`# key: value` lines, embedded_aws/image_env.py: lock): what it was made from.
-LOCK_HEADER = re.compile(r"^# (?P<key>[A-Za-z0-9._-]+): (?P<value>\S+)\s*$")
 # A zip entry's fixed timestamp (the earliest a zip can hold) and mode: the same recipe gives the same bytes.
 ZIP_EPOCH = (1980, 1, 1, 0, 0, 0)
 IMAGE = re.compile(
@@ -41,28 +41,24 @@ IMAGE = re.compile(
 
 def _files(recipe_dir: str | Path) -> dict[str, bytes]:
     root = Path(recipe_dir)
-    missing = [name for name in RECIPE_FILES if not (root / name).is_file()]
+    missing = [name for name in image_env.RECIPE_FILES if not (root / name).is_file()]
     if missing:
         raise AnsibleFilterError(f"the image recipe {root} lacks {', '.join(missing)} (see image/README.md)")
-    return {name: (root / name).read_bytes() for name in RECIPE_FILES}
+    return {name: (root / name).read_bytes() for name in image_env.RECIPE_FILES}
 
 
 def recipe_hash(recipe_dir: str | Path) -> str:
-    """sha256 hex of the recipe (Dockerfile, requirements.lock, requirements.txt), as image_env.recipe_hash."""
-    digest = hashlib.sha256()
-    for name, data in _files(recipe_dir).items():
-        digest.update(name.encode() + b"\0" + str(len(data)).encode() + b"\0" + data)
-    return digest.hexdigest()
+    """sha256 hex of the recipe (Dockerfile, requirements.lock, requirements.txt): image_env.recipe_hash."""
+    _files(recipe_dir)  # every file there, or the filter's own error
+    return image_env.recipe_hash(Path(recipe_dir))
 
 
 def recipe_airflow_version(recipe_dir: str | Path) -> str:
     """The Airflow version of the Dockerfile's `ARG BASE_IMAGE=apache/airflow:<version>`; '' when it has none."""
     try:
-        dockerfile = (Path(recipe_dir) / "Dockerfile").read_text(encoding="utf-8")
-    except OSError:
+        return image_env.recipe_airflow_version(Path(recipe_dir))
+    except image_env.ImageEnvError:
         return ""
-    found = BASE_IMAGE.search(dockerfile)
-    return found["version"] if found else ""
 
 
 def recipe_zip_base64(recipe_dir: str | Path) -> str:
@@ -82,17 +78,10 @@ def recipe_lock_problem(recipe_dir: str | Path) -> str:
     """'' when requirements.lock was made from the current requirements.txt, else what is wrong (one sentence)."""
     root = Path(recipe_dir)
     try:
-        lock = (root / "requirements.lock").read_text(encoding="utf-8")
+        header = image_env.read_header(root / "requirements.lock")
         requirements = (root / "requirements.txt").read_bytes()
     except OSError as err:
         return f"cannot read the recipe's requirements ({err.strerror}: {err.filename})"
-    header = {}
-    for line in lock.splitlines():
-        if not line.startswith("#"):
-            break
-        found = LOCK_HEADER.match(line)
-        if found:
-            header[found["key"]] = found["value"]
     recorded = header.get("requirements.txt-sha256")
     if recorded is None:
         return "requirements.lock records no requirements.txt-sha256: regenerate it with `make image-lock`"

@@ -30,7 +30,7 @@ def recipe(tmp_path: Path) -> Path:
     """A copy of the real recipe (Dockerfile, requirements.txt, requirements.lock) to change."""
     copy = tmp_path / "image"
     copy.mkdir()
-    for name in images.RECIPE_FILES:
+    for name in image_env.RECIPE_FILES:
         shutil.copy(RECIPE / name, copy / name)
     return copy
 
@@ -49,12 +49,12 @@ def test_recipe_hash_follows_every_file(recipe: Path) -> None:
 
 def test_zip_is_the_same_bytes_for_the_same_recipe_whatever_the_file_times(recipe: Path) -> None:
     first = images.recipe_zip_base64(recipe)
-    for name in images.RECIPE_FILES:
+    for name in image_env.RECIPE_FILES:
         os.utime(recipe / name, (1_000_000_000, 1_000_000_000))
     assert images.recipe_zip_base64(recipe) == first
     archive = zipfile.ZipFile(io.BytesIO(base64.b64decode(first)))
-    assert archive.namelist() == list(images.RECIPE_FILES)
-    for name in images.RECIPE_FILES:
+    assert archive.namelist() == list(image_env.RECIPE_FILES)
+    for name in image_env.RECIPE_FILES:
         assert archive.read(name) == (recipe / name).read_bytes()
     (recipe / "Dockerfile").write_text((recipe / "Dockerfile").read_text() + "# changed\n")
     assert images.recipe_zip_base64(recipe) != first
