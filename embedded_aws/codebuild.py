@@ -49,9 +49,8 @@ from moto.core import DEFAULT_ACCOUNT_ID
 from moto.core.exceptions import ServiceException
 from moto.core.utils import iso_8601_datetime_with_milliseconds
 from moto.iam.models import iam_backends
-from moto.sts.models import sts_backends
 
-from embedded_aws import registry
+from embedded_aws import credentials, registry
 
 log = logging.getLogger("embedded_aws.codebuild")
 CODEBUILD = "codebuild.amazonaws.com"
@@ -70,37 +69,12 @@ class BuildFailed(Exception):
     """A step failed: str() is the phase context's message (also written to the build's log)."""
 
 
-def trusts(trust_policy: str, service: str) -> bool:
-    for statement in json.loads(trust_policy).get("Statement", []):
-        services = statement.get("Principal", {}).get("Service", [])
-        services = [services] if isinstance(services, str) else services
-        if (
-            statement.get("Effect") == "Allow"
-            and "sts:AssumeRole" in str(statement.get("Action"))
-            and service in services
-        ):
-            return True
-    return False
-
-
 def service_role_credentials(role_arn: str, region: str) -> dict[str, str]:
     """STS AssumeRole of a role that trusts codebuild.amazonaws.com, made in process as CodeBuild makes it."""
     role = iam_backends[DEFAULT_ACCOUNT_ID]["aws"].get_role(role_arn.rsplit("/", 1)[-1])
-    if not trusts(role.assume_role_policy_document, CODEBUILD):
+    if not credentials.trusts(role.assume_role_policy_document, CODEBUILD):
         raise PermissionError(f"CodeBuild is not authorized to perform: sts:AssumeRole on {role_arn}")
-    assumed = sts_backends[DEFAULT_ACCOUNT_ID]["global"].assume_role(
-        region_name=region,
-        role_session_name=f"AWSCodeBuild-{int(time.time())}",
-        role_arn=role.arn,
-        policy=None,
-        duration=3600,
-        external_id=None,
-    )
-    return {
-        "AccessKeyId": assumed.access_key_id,
-        "SecretAccessKey": assumed.secret_access_key,
-        "Token": assumed.session_token,
-    }
+    return credentials.assume_in_process(role, f"AWSCodeBuild-{int(time.time())}", region)
 
 
 _endpoint = ["http://127.0.0.1:5000"]  # the server's own URL, set by install()

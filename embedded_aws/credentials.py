@@ -15,6 +15,7 @@ import json
 import os
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
 
 from moto.core import DEFAULT_ACCOUNT_ID
 from moto.iam.models import iam_backends
@@ -24,37 +25,41 @@ ECS_TASKS = "ecs-tasks.amazonaws.com"
 PREFIX = "/v2/credentials/"
 
 
-def trusts_ecs_tasks(trust_policy: str) -> bool:
-    document = json.loads(trust_policy)
-    for statement in document.get("Statement", []):
+def trusts(trust_policy: str, service: str) -> bool:
+    """Whether the role's trust policy lets the AWS service principal `service` assume it."""
+    for statement in json.loads(trust_policy).get("Statement", []):
         services = statement.get("Principal", {}).get("Service", [])
         services = [services] if isinstance(services, str) else services
         allows = statement.get("Effect") == "Allow" and "sts:AssumeRole" in str(statement.get("Action"))
-        if allows and ECS_TASKS in services:
+        if allows and service in services:
             return True
     return False
 
 
-def role_credentials(role_name: str, region: str = "us-east-1") -> dict[str, str]:
-    """Task credentials for the role, or KeyError / PermissionError."""
-    role = iam_backends[DEFAULT_ACCOUNT_ID]["aws"].get_role(role_name)
-    if not trusts_ecs_tasks(role.assume_role_policy_document):
-        raise PermissionError(f"the trust policy of role {role_name} does not let {ECS_TASKS} assume it")
+def assume_in_process(role: Any, session_name: str, region: str) -> dict[str, str]:
+    """STS AssumeRole of a moto role made in the emulator's process, as an AWS service makes it for its work."""
     assumed = sts_backends[DEFAULT_ACCOUNT_ID]["global"].assume_role(
         region_name=region,
-        role_session_name=f"ecs-task-{role_name}"[:64],
+        role_session_name=session_name[:64],
         role_arn=role.arn,
         policy=None,
         duration=3600,
         external_id=None,
     )
     return {
-        "RoleArn": role.arn,
         "AccessKeyId": assumed.access_key_id,
         "SecretAccessKey": assumed.secret_access_key,
         "Token": assumed.session_token,
         "Expiration": assumed.expiration.strftime("%Y-%m-%dT%H:%M:%SZ"),
     }
+
+
+def role_credentials(role_name: str, region: str = "us-east-1") -> dict[str, str]:
+    """Task credentials for the role, or KeyError / PermissionError."""
+    role = iam_backends[DEFAULT_ACCOUNT_ID]["aws"].get_role(role_name)
+    if not trusts(role.assume_role_policy_document, ECS_TASKS):
+        raise PermissionError(f"the trust policy of role {role_name} does not let {ECS_TASKS} assume it")
+    return {"RoleArn": role.arn, **assume_in_process(role, f"ecs-task-{role_name}", region)}
 
 
 def handler_for(token: str) -> type[BaseHTTPRequestHandler]:
