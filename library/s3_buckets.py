@@ -201,7 +201,7 @@ with contextlib.suppress(ImportError):  # a missing botocore is reported by Ansi
 
 from ansible.module_utils.aws_retry import jittered_backoff
 from ansible.module_utils.desired_tags import desired_tags
-from ansible.module_utils.tag_index import confirmed_tags, indexed_tags
+from ansible.module_utils.tag_index import bucket_arn, confirmed_tags, indexed_tags
 from ansible_collections.amazon.aws.plugins.module_utils.botocore import is_boto3_error_code
 from ansible_collections.amazon.aws.plugins.module_utils.modules import AnsibleAWSModule
 
@@ -300,14 +300,6 @@ def checked_buckets(module: AnsibleAWSModule) -> list[dict[str, Any]]:
         }
         wanted.append({"name": name, "purge_tags": bucket["purge_tags"], "settings": settings})
     return wanted
-
-
-def partition_of(region: str) -> str:
-    if region.startswith("cn-"):
-        return "aws-cn"
-    if region.startswith("us-gov-"):
-        return "aws-us-gov"
-    return "aws"
 
 
 # --- Reading -------------------------------------------------------------------------------------
@@ -454,7 +446,7 @@ def ensure_bucket(
         current = {}
         for setting in managed:
             if setting == "tags":  # the tagging index's answer when it is as wanted, else GetBucketTagging
-                arn = f"arn:{partition_of(module.region)}:s3:::{name}"
+                arn = bucket_arn(module, name)
                 current[setting] = confirmed_tags(
                     indexed,
                     arn,
@@ -471,7 +463,7 @@ def ensure_bucket(
         for setting in changes:
             write_setting(module, client, name, setting, after[setting], new=created)
     result = {
-        "arn": f"arn:{partition_of(module.region)}:s3:::{name}",
+        "arn": bucket_arn(module, name),
         "created": created,
         "changed": created or bool(changes),
         "changes": changes,
@@ -491,7 +483,7 @@ def main() -> None:
     tagged = [
         bucket["name"] for bucket in buckets if bucket["name"] in listed and bucket["settings"]["tags"] is not None
     ]
-    indexed = indexed_tags(module, [f"arn:{partition_of(module.region)}:s3:::{name}" for name in tagged])
+    indexed = indexed_tags(module, [bucket_arn(module, name) for name in tagged])
     results, before, after = {}, {}, {}
     for bucket in buckets:
         name = bucket["name"]

@@ -109,7 +109,7 @@ with contextlib.suppress(ImportError):  # AnsibleAWSModule reports a missing bot
     from botocore.exceptions import BotoCoreError, ClientError
 
 from ansible.module_utils.aws_retry import jittered_backoff
-from ansible.module_utils.tag_index import indexed_tags
+from ansible.module_utils.tag_index import bucket_arn, indexed_tags
 from ansible_collections.amazon.aws.plugins.module_utils.modules import AnsibleAWSModule
 
 STACK_TAG = "airflow-ecs:stack"
@@ -399,7 +399,7 @@ class Checks:
             resources = statement.get("Resource", [])
             resources = [resources] if isinstance(resources, str) else resources
             if variable and resources:
-                found[variable] = resources[0].removeprefix("arn:aws:s3:::").split("/")[0]
+                found[variable] = re.sub(r"^arn:[a-z-]+:s3:::", "", resources[0]).split("/")[0]
         return found
 
     def owned_by_index(self) -> set[str]:
@@ -409,9 +409,7 @@ class Checks:
         the stack's, and anything else is read from the bucket itself."""
         if self.params["mode"] != "deploy" or not self.params["buckets"]:
             return set()
-        partition = "aws-cn" if self.region.startswith("cn-") else "aws"
-        partition = "aws-us-gov" if self.region.startswith("us-gov-") else partition
-        arns = {f"arn:{partition}:s3:::{name}": name for name in self.params["buckets"].values()}
+        arns = {bucket_arn(self.module, name): name for name in self.params["buckets"].values()}
         return {
             arns[arn]
             for arn, tags in indexed_tags(self.module, list(arns)).items()

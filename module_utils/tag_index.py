@@ -11,9 +11,11 @@ service's own call before anything is changed (`confirmed_tags`).
 from __future__ import annotations
 
 import contextlib
+import functools
 from collections.abc import Callable
 
 with contextlib.suppress(ImportError):  # a missing botocore is reported by AnsibleAWSModule
+    import botocore.session
     from botocore.exceptions import BotoCoreError, ClientError
 
 from ansible.module_utils.aws_retry import jittered_backoff
@@ -21,6 +23,16 @@ from ansible_collections.amazon.aws.plugins.module_utils.modules import AnsibleA
 from ansible_collections.amazon.aws.plugins.module_utils.tagging import boto3_tag_list_to_ansible_dict
 
 PAGE = 100  # ARNs per GetResources call
+
+
+@functools.cache
+def partition_of(region: str) -> str:
+    """The ARN partition of a region (aws, aws-cn, aws-us-gov, ...) from botocore's endpoint data."""
+    return botocore.session.get_session().get_partition_for_region(region)
+
+
+def bucket_arn(module: AnsibleAWSModule, name: str) -> str:
+    return f"arn:{partition_of(module.region)}:s3:::{name}"
 
 
 def indexed_tags(module: AnsibleAWSModule, arns: list[str]) -> dict[str, dict[str, str]]:
