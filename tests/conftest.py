@@ -28,12 +28,19 @@ GROUP_MINUTES = {
     "test_lifecycle": 3,
     "test_bad_input": 8,
     "live_changes": 5,
-    "deployer_policy": 4,
 }
+# The shared deployment's fixtures, in the order they change it: a test runs after every test that needs
+# an earlier one (readers of the default stack, then of the featured one, ...), whatever its file.
+STACK_PHASES = ("featured", "switched", "denied")
 
 
 def _group(item: pytest.Item) -> str:
     return next(item.iter_markers("xdist_group")).args[0]
+
+
+def _phase(item: pytest.Item) -> int:
+    used = getattr(item, "fixturenames", ())
+    return max((index + 1 for index, name in enumerate(STACK_PHASES) if name in used), default=0)
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -46,12 +53,13 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """Under `--dist loadgroup` a file's tests stay on one worker unless they name a shared group.
 
     Files that read the same deployment mark themselves `xdist_group("deployed_stack")`, so one worker
-    deploys once for all of them (the `deployed` fixture is session-scoped). Longest groups first.
+    deploys once for all of them (the `deployed` fixture is session-scoped). Longest groups first; within
+    a group, by STACK_PHASES (a stable sort keeps the file order otherwise).
     """
     for item in items:
         if not any(item.iter_markers("xdist_group")):
             item.add_marker(pytest.mark.xdist_group(Path(str(item.fspath)).stem))
-    items.sort(key=lambda item: -GROUP_MINUTES.get(_group(item), 0))
+    items.sort(key=lambda item: (-GROUP_MINUTES.get(_group(item), 0), _group(item), _phase(item)))
 
 
 @pytest.fixture(scope="session")

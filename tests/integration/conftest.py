@@ -1,22 +1,53 @@
-"""Fixtures for playbook runs: a deployed stack on its own emulator, shared by the tests that read it."""
+"""Fixtures for playbook runs: a deployed stack on its own emulator, shared by the tests that read it.
+
+The stack's whole life (deploy, re-run, check, resize, features, upgrade, broker switch, teardown) runs
+as a deployer IAM user holding exactly the shipped deployer policy, on an emulator that enforces IAM and
+logs every request; test_deployer_policy.py reads that log.
+"""
 
 from __future__ import annotations
 
 import json
+import os
 import re
+import subprocess
+import sys
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from pathlib import Path
 
 import pytest
-from ansible_runner import PlayResult, run_playbook, upgraded_recipe
+from ansible_runner import ROOT, PlayResult, run_playbook, upgraded_recipe
 from certificates import import_self_signed_certificate
-from emulator import Emulator, start_emulator
+from emulator import REGION, Emulator, free_port, start_emulator
 from stack_inventory import leftover_resources
+
+from embedded_aws.launcher import deployer_keys
+
+CREDENTIALS_TOKEN = "task-credentials-token"
+PROBE = ROOT / "tests" / "task_role_probe.py"
+REMOVED_FOR_THE_DENIAL_TEST = "secretsmanager:CreateSecret"
+TASK_ROLES = ("airflow-airflow-task", "airflow-ecs-execution", "airflow-worker-demand")
+
+
+@dataclass
+class Deployer:
+    """The IAM user every playbook run of the shared stack runs as, and the emulator's log of IAM decisions."""
+
+    policy: dict  # the deployer policy as deployer_policy.yml rendered it
+    env: dict[str, str]  # endpoint settings and the deployer's access key
+    log: Path  # one JSON line per request: key, action, resource, allowed
+    credentials_port: int  # the emulator's ECS container credentials endpoint
+
+    def requests(self) -> list[dict]:
+        lines = [json.loads(line) for line in self.log.read_text().splitlines()]
+        return [line for line in lines if line["key"] == self.env["AWS_ACCESS_KEY_ID"]]
 
 
 @dataclass
 class Deployment:
     emulator: Emulator
+    deployer: Deployer
     first: PlayResult  # deploy from zero, verbose (-v): the output no secret may appear in
     second: PlayResult  # the same again: must change nothing
     checked: PlayResult  # --check --diff on the deployed stack: must report nothing to change
@@ -54,6 +85,9 @@ class Switched:
     checked: PlayResult  # --check --diff of the same: must report nothing to change
     torn_down: PlayResult  # teardown.yml (default variables) with the Amazon MQ broker in place
     leftovers: list  # stack_inventory.leftover_resources after the teardown
+    # Read just before the teardown: each task role's calls made with its own credentials, and its policy
+    probes: dict[str, subprocess.CompletedProcess] = field(default_factory=dict)
+    task_role_policies: dict[str, dict] = field(default_factory=dict)
 
 
 AMAZONMQ = {"broker_backend": "amazonmq"}
@@ -75,36 +109,72 @@ def image_of_tag(emulator: Emulator, repository: str, tag_prefix: str, exclude: 
 
 
 ALLOWED_CIDRS = ["203.0.113.0/24", "198.51.100.7/32"]
+ALARM_EMAIL = "oncall@example.com"  # subscribed by the features run, unsubscribed by the broker switch
 
 
 @pytest.fixture(scope="session")
-def stack_emulator(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Emulator]:
-    server = start_emulator(tmp_path_factory.mktemp("stack") / "moto.log")
+def stack_workdir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("stack")
+
+
+@pytest.fixture(scope="session")
+def stack_credentials_port() -> int:
+    return free_port()
+
+
+@pytest.fixture(scope="session")
+def stack_emulator(stack_workdir: Path, stack_credentials_port: int) -> Iterator[Emulator]:
+    """IAM enforced and logged, and the ECS container credentials endpoint on (the task role probes use it)."""
+    server = start_emulator(
+        stack_workdir / "moto.log",
+        env={
+            "EMBEDDED_AWS_ENFORCE_IAM": "1",
+            "EMBEDDED_AWS_IAM_LOG": str(stack_workdir / "iam.jsonl"),
+            "EMBEDDED_AWS_CREDENTIALS_PORT": str(stack_credentials_port),
+            "EMBEDDED_AWS_CREDENTIALS_TOKEN": CREDENTIALS_TOKEN,
+        },
+    )
     yield server
     server.stop()
 
 
 @pytest.fixture(scope="session")
-def deployed(stack_emulator: Emulator) -> Deployment:
+def deployer(stack_emulator: Emulator, stack_workdir: Path, stack_credentials_port: int) -> Deployer:
+    """As `make deploy` does: the admin renders the deployer policy and makes the deployer user with it."""
+    policy_file = stack_workdir / "deployer-policy.json"
+    rendered = run_playbook(
+        "deployer_policy.yml", stack_emulator.env(), extra_vars={"deployer_policy_file": str(policy_file)}
+    )
+    assert rendered.returncode == 0, rendered.output[-3000:]
+    keys = deployer_keys(stack_emulator, policy_file, stack_workdir / "deployer-key.json")
+    env = {**stack_emulator.env(), **keys}
+    return Deployer(json.loads(policy_file.read_text()), env, stack_workdir / "iam.jsonl", stack_credentials_port)
+
+
+@pytest.fixture(scope="session")
+def deployed(stack_emulator: Emulator, deployer: Deployer) -> Deployment:
     """site.yml from zero, again, in check mode, then with a bigger worker; the tests only read the results."""
-    first = run_playbook("site.yml", stack_emulator.env(), args=["-v"])
+    env = deployer.env
+    first = run_playbook("site.yml", env, args=["-v"])
     assert first.returncode == 0, first.output[-5000:]
-    second = run_playbook("site.yml", stack_emulator.env())
-    checked = run_playbook("site.yml", stack_emulator.env(), args=["--check", "--diff"])
+    second = run_playbook("site.yml", env)
+    checked = run_playbook("site.yml", env, args=["--check", "--diff"])
     before = service_environments(stack_emulator)
-    resized = run_playbook("site.yml", stack_emulator.env(), extra_vars=RESIZED_WORKER)
-    return Deployment(stack_emulator, first, second, checked, resized, (before, service_environments(stack_emulator)))
+    resized = run_playbook("site.yml", env, extra_vars=RESIZED_WORKER)
+    return Deployment(
+        stack_emulator, deployer, first, second, checked, resized, (before, service_environments(stack_emulator))
+    )
 
 
 @pytest.fixture(scope="session")
 def featured(deployed: Deployment, tmp_path_factory: pytest.TempPathFactory) -> Featured:
     """Two more runs on the deployed stack, requested only by tests that run after every reader of the default stack.
 
-    `features` turns on HTTPS, restricted CIDRs and worker autoscaling (0-4) and rotates one secret
-    (ROTATED); `upgraded` then changes only
+    `features` turns on HTTPS, restricted CIDRs, worker autoscaling (0-4) and an alarm e-mail and
+    rotates one secret (ROTATED); `upgraded` then changes only
     the Airflow image, so it also proves the features re-run without changes.
     """
-    emulator = deployed.emulator
+    emulator, env = deployed.emulator, deployed.deployer.env
     certificate_arn = import_self_signed_certificate(emulator)
     variables = {
         **RESIZED_WORKER,
@@ -112,16 +182,17 @@ def featured(deployed: Deployment, tmp_path_factory: pytest.TempPathFactory) -> 
         "network_alb_allowed_cidrs": ALLOWED_CIDRS,
         "airflow_nodes_worker_min_count": 0,
         "airflow_nodes_worker_max_count": 4,
+        "monitoring_alarm_emails": [ALARM_EMAIL],
     }
     scaling = emulator.client("application-autoscaling")
     targets_before = scaling.describe_scalable_targets(ServiceNamespace="ecs")["ScalableTargets"]
     rotated_before = (secret_version(emulator, "airflow/" + ROTATED.replace("_", "-")), service_environments(emulator))
-    features = run_playbook("site.yml", emulator.env(), extra_vars={**variables, "secrets_rotate": [ROTATED]})
+    features = run_playbook("site.yml", env, extra_vars={**variables, "secrets_rotate": [ROTATED]})
     assert features.returncode == 0, features.output[-5000:]
     rotated_after = (secret_version(emulator, "airflow/" + ROTATED.replace("_", "-")), service_environments(emulator))
     before_upgrade = emulator.client("ecs").describe_task_definition(taskDefinition="airflow-migrate")["taskDefinition"]
     recipe = upgraded_recipe(tmp_path_factory.mktemp("recipe"), UPGRADE_NOTE)
-    upgraded = run_playbook("site.yml", emulator.env(), extra_vars={**variables, "images_recipe_dir": str(recipe)})
+    upgraded = run_playbook("site.yml", env, extra_vars={**variables, "images_recipe_dir": str(recipe)})
     migrate = emulator.client("ecs").describe_task_definition(taskDefinition="airflow-migrate")["taskDefinition"]
     old_image = before_upgrade["containerDefinitions"][0]["image"]
     return Featured(
@@ -206,14 +277,82 @@ def broker_state(emulator: Emulator) -> dict:
 
 
 @pytest.fixture(scope="session")
-def switched(featured: Featured) -> Switched:
+def switched(featured: Featured, deployed: Deployment) -> Switched:
     """Requested only by the last tests of the group: they end the shared deployment."""
-    emulator = featured.emulator
-    variables = {**featured.variables, "images_recipe_dir": featured.upgraded_recipe_dir, **AMAZONMQ}
+    emulator, deployer = featured.emulator, deployed.deployer
+    variables = {
+        **featured.variables,
+        "images_recipe_dir": featured.upgraded_recipe_dir,
+        "monitoring_alarm_emails": [],
+        **AMAZONMQ,
+    }
     before = broker_state(emulator)
-    switch = run_playbook("site.yml", emulator.env(), extra_vars=variables)
+    switch = run_playbook("site.yml", deployer.env, extra_vars=variables)
     assert switch.returncode == 0, switch.output[-5000:]
     after = broker_state(emulator)
-    checked = run_playbook("site.yml", emulator.env(), extra_vars=variables, args=["--check", "--diff"])
-    torn_down = run_playbook("teardown.yml", emulator.env())  # broker_backend left at its default on purpose
-    return Switched(emulator, before, after, switch, checked, torn_down, leftover_resources(emulator))
+    checked = run_playbook("site.yml", deployer.env, extra_vars=variables, args=["--check", "--diff"])
+    probes = run_task_role_probes(emulator, deployer.credentials_port)
+    iam = emulator.client("iam")
+    policies = {
+        role: iam.get_role_policy(RoleName=role, PolicyName=iam.list_role_policies(RoleName=role)["PolicyNames"][0])[
+            "PolicyDocument"
+        ]
+        for role in TASK_ROLES
+    }
+    torn_down = run_playbook("teardown.yml", deployer.env)  # broker_backend left at its default on purpose
+    leftovers = leftover_resources(emulator)
+    return Switched(emulator, before, after, switch, checked, torn_down, leftovers, probes, policies)
+
+
+@pytest.fixture(scope="session")
+def denied(switched: Switched, deployed: Deployment) -> PlayResult:
+    """Last of all (it resets the shared emulator): a deploy by a user whose policy lacks one action it needs."""
+    emulator = switched.emulator
+    emulator.reset()
+    policy = json.loads(json.dumps(deployed.deployer.policy))
+    for statement in policy["Statement"]:
+        if isinstance(statement["Action"], list) and REMOVED_FOR_THE_DENIAL_TEST in statement["Action"]:
+            statement["Action"].remove(REMOVED_FOR_THE_DENIAL_TEST)
+    iam = emulator.client("iam")
+    iam.create_user(UserName="deployer-short")
+    iam.put_user_policy(UserName="deployer-short", PolicyName="short", PolicyDocument=json.dumps(policy))
+    key = iam.create_access_key(UserName="deployer-short")["AccessKey"]
+    env = {**emulator.env(), "AWS_ACCESS_KEY_ID": key["AccessKeyId"], "AWS_SECRET_ACCESS_KEY": key["SecretAccessKey"]}
+    return run_playbook("site.yml", env)
+
+
+def run_task_role_probes(emulator: Emulator, credentials_port: int) -> dict[str, subprocess.CompletedProcess]:
+    """Each task role's calls, made as its task would make them: credentials from the container endpoint."""
+    s3 = emulator.client("s3")
+    buckets = {b["Name"].split("-")[1]: b["Name"] for b in s3.list_buckets()["Buckets"]}
+    migrate = emulator.client("ecs").describe_task_definition(taskDefinition="airflow-migrate")["taskDefinition"]
+    secrets = sorted(
+        {
+            s["valueFrom"].split(":username")[0].split(":password")[0]
+            for s in migrate["containerDefinitions"][0]["secrets"]
+        }
+    )
+    probes = {
+        "airflow_task_logs": ("airflow-airflow-task", ["/ecs/airflow/tasks"]),
+        "airflow_buckets": ("airflow-airflow-task", [buckets["dags"], buckets["data"]]),
+        "execution_secrets": ("airflow-ecs-execution", secrets),
+        "worker_demand": ("airflow-worker-demand", ["airflow-ecs/airflow"]),
+    }
+    results = {}
+    for probe, (role, args) in probes.items():
+        env = {key: value for key, value in os.environ.items() if not key.startswith("AWS_")}
+        env.update(
+            AWS_ENDPOINT_URL=emulator.url,
+            AWS_DEFAULT_REGION=REGION,
+            AWS_CONTAINER_CREDENTIALS_FULL_URI=f"http://127.0.0.1:{credentials_port}/v2/credentials/{role}",
+            AWS_CONTAINER_AUTHORIZATION_TOKEN=CREDENTIALS_TOKEN,
+        )
+        results[probe] = subprocess.run(
+            [sys.executable, str(PROBE), probe, *args],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+    return results

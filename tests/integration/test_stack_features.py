@@ -1,8 +1,8 @@
 """Production features on the deployed stack: HTTPS, allowed CIDRs, worker autoscaling, a rolling upgrade.
 
 The `featured` fixture changes the shared deployment (two more site.yml runs), so these tests must run
-after every test that reads the default stack: this file sorts after the other files of the
-`deployed_stack` group, and pytest runs a group's files in that order on one worker.
+after every test that reads the default stack, and those of `switched` after every reader of the
+featured one: tests/conftest.py orders the `deployed_stack` group by STACK_PHASES.
 """
 
 from __future__ import annotations
