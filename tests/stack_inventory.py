@@ -66,8 +66,11 @@ def _logs(emulator: Emulator) -> list[str]:
 
 
 def _iam(emulator: Emulator) -> list[str]:
+    """Not the services' own roles (path /aws-service-role/): account-wide, kept by the teardown (ECS's is made
+    by the ecs_cluster role)."""
     iam = emulator.client("iam")
-    found = [f"iam role {r['RoleName']}" for r in iam.list_roles()["Roles"]]
+    roles = iam.list_roles()["Roles"]
+    found = [f"iam role {r['RoleName']}" for r in roles if not r["Path"].startswith("/aws-service-role/")]
     found += [f"iam policy {p['PolicyName']}" for p in iam.list_policies(Scope="Local")["Policies"]]
     return found
 

@@ -36,6 +36,13 @@ ROLE_ARGS = {
 DESCRIBE = "ecs DescribeClusters"
 
 
+@pytest.fixture(autouse=True)
+def ecs_service_linked_role(clean_emulator: Emulator) -> None:
+    """As the ecs_cluster role makes it first: a new account's first cluster with capacity providers fails
+    without it (tests/unit/test_iam_service_linked_roles.py)."""
+    clean_emulator.client("iam").create_service_linked_role(AWSServiceName="ecs.amazonaws.com")
+
+
 @pytest.fixture
 def cluster_arn(clean_emulator: Emulator) -> str:
     """A fresh cluster made with boto3: Container Insights disabled (moto's default), no tags."""
