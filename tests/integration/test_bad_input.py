@@ -1,19 +1,23 @@
 """Invalid inputs stop the play with one message per bad variable before any resource exists.
 
 Each case names the variable the message must open with and a fragment of what it must say; the
-account must hold nothing afterwards. Changes refused on a deployed stack are in test_live_changes.py.
+account must hold nothing afterwards. The cases are judged together: each is a host of one inventory
+with its values as host vars, so one site.yml run fails each host with its own message (a run per case
+cost 84 processes). Changes refused on a deployed stack are in test_live_changes.py.
 """
 
 from __future__ import annotations
 
 import atexit
+import re
 import shutil
 import subprocess
 import tempfile
 from pathlib import Path
 
 import pytest
-from ansible_runner import BIN, ROOT, base_env, run_playbook, upgraded_recipe
+import yaml
+from ansible_runner import BIN, RECAP, ROOT, PlayResult, base_env, run_playbook, upgraded_recipe
 from emulator import free_port
 from stack_inventory import leftover_resources
 
@@ -264,21 +268,64 @@ def test_the_suite_covers_at_least_sixty_bad_inputs():
     assert len(BAD_INPUTS) >= 60
 
 
-@pytest.mark.parametrize(("case", "extra_vars", "variable", "fragment"), [(k, *v) for k, v in BAD_INPUTS.items()],
+RESULT_LINE = re.compile(r"^(?:ok|changed|fatal|failed|skipping): \[([^\]]+)\]")
+NEW_SECTION = re.compile(r"^(?:TASK|PLAY|RUNNING|included)\b")
+
+
+def host_outputs(output: str) -> dict[str, str]:
+    """What the play printed for each host: its result lines with the YAML under them, by host name."""
+    found: dict[str, list[str]] = {}
+    host = None
+    for line in output.splitlines():
+        result = RESULT_LINE.match(line)
+        if result or NEW_SECTION.match(line):
+            host = result[1] if result else None
+        if host:
+            found.setdefault(host, []).append(line)
+    return {name: "\n".join(lines) for name, lines in found.items()}
+
+
+def run_cases(directory: Path, env: dict[str, str], cases: list[str]) -> PlayResult:
+    """One site.yml run for many cases: each case is a host of the emulator inventory with its values as host
+    vars (above every group_vars and role default, as -e would be), so one process judges them all."""
+    directory.mkdir()
+    (directory / "group_vars").symlink_to(ROOT / "inventories" / "emulator" / "group_vars")
+    local = {"ansible_connection": "local", "ansible_python_interpreter": "{{ ansible_playbook_python }}"}
+    hosts = {case: {**local, **BAD_INPUTS[case][0]} for case in cases}
+    inventory = directory / "hosts.yml"
+    inventory.write_text(yaml.safe_dump({"all": {"children": {"airflow_ecs": {"hosts": hosts}}}}))
+    return run_playbook("site.yml", env, args=["-i", str(inventory)])
+
+
+@pytest.fixture(scope="module")
+def judged(emulator, tmp_path_factory) -> tuple[PlayResult, dict[str, str], list[str]]:
+    """Every case in two runs on a blank account: those refused before any AWS call against an endpoint nobody
+    answers (a later refusal would be the endpoint check's sentence instead of the variable's), the account-aware
+    ones against the emulator. Returns the runs' recaps and outputs by case, and what the account holds after."""
+    emulator.reset()
+    workdir = tmp_path_factory.mktemp("bad-input")
+    offline = [case for case in BAD_INPUTS if case not in ACCOUNT_AWARE]
+    dead = {**emulator.env(), "AWS_ENDPOINT_URL": f"http://127.0.0.1:{free_port()}"}
+    runs = [
+        run_cases(workdir / "offline", dead, offline),
+        run_cases(workdir / "account", emulator.env(), sorted(ACCOUNT_AWARE)),
+    ]
+    recaps = {m["host"]: int(m["failed"]) for run in runs for m in RECAP.finditer(run.output)}
+    outputs = {host: text for run in runs for host, text in host_outputs(run.output).items()}
+    return recaps, outputs, leftover_resources(emulator)
+
+
+@pytest.mark.parametrize(("case", "variable", "fragment"), [(k, v[1], v[2]) for k, v in BAD_INPUTS.items()],
                          ids=BAD_INPUTS.keys())  # fmt: skip
-def test_bad_input_fails_before_any_resource_exists(clean_emulator, case, extra_vars, variable, fragment):
-    env = clean_emulator.env()
-    if case not in ACCOUNT_AWARE:
-        # Refused before any AWS call: against an endpoint nobody answers, a later refusal would be the
-        # endpoint check's sentence instead of the variable's.
-        env = {**env, "AWS_ENDPOINT_URL": f"http://127.0.0.1:{free_port()}"}
-    result = run_playbook("site.yml", env, extra_vars=extra_vars)
-    assert result.returncode != 0
-    assert f"{variable}:" in result.output or f"{variable} is" in result.output, result.output[-3000:]
-    assert fragment in result.output, result.output[-3000:]
-    assert "Traceback" not in result.output, result.output[-3000:]
-    assert "Cannot use the AWS endpoint" not in result.output, result.output[-3000:]
-    assert leftover_resources(clean_emulator) == []
+def test_bad_input_fails_before_any_resource_exists(judged, case, variable, fragment):
+    recaps, outputs, leftovers = judged
+    output = outputs.get(case, "")
+    assert recaps.get(case) == 1, f"{case} did not fail: {output[-3000:]}"
+    assert f"{variable}:" in output or f"{variable} is" in output, output[-3000:]
+    assert " ".join(fragment.split()) in " ".join(output.split()), output[-3000:]  # the YAML callback wraps
+    assert "Traceback" not in output, output[-3000:]
+    assert "Cannot use the AWS endpoint" not in output, output[-3000:]
+    assert leftovers == []
 
 
 def test_unreachable_endpoint_fails_with_one_sentence(clean_emulator):
