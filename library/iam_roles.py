@@ -255,6 +255,7 @@ with contextlib.suppress(ImportError):  # a missing botocore is reported by Ansi
 from ansible.module_utils.aws_retry import jittered_backoff
 from ansible.module_utils.common.text.converters import to_text
 from ansible.module_utils.desired_tags import desired_tags
+from ansible.module_utils.iam_read import read_role
 from ansible_collections.amazon.aws.plugins.module_utils.botocore import is_boto3_error_code
 from ansible_collections.amazon.aws.plugins.module_utils.modules import AnsibleAWSModule
 from ansible_collections.amazon.aws.plugins.module_utils.policy import compare_policies
@@ -429,16 +430,6 @@ def parsed(document: Any) -> Any:
     if isinstance(document, str):
         return json.loads(unquote(document))
     return document
-
-
-def read_role(module: AnsibleAWSModule, client: Any, name: str) -> dict[str, Any] | None:
-    """GetRole's answer (with the trust policy, description, max session and tags); None when it does not exist."""
-    try:
-        return client.get_role(RoleName=name, aws_retry=True)["Role"]
-    except is_boto3_error_code("NoSuchEntity"):
-        return None
-    except (BotoCoreError, ClientError) as e:  # pylint: disable=duplicate-except
-        module.fail_json_aws(e, msg=f"Failed to read IAM role '{name}'")
 
 
 def list_pages(module: AnsibleAWSModule, method: Any, key: str, name: str, what: str) -> list[Any]:

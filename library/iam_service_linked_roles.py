@@ -60,20 +60,12 @@ with contextlib.suppress(ImportError):
     from botocore.exceptions import BotoCoreError, ClientError
 
 from ansible.module_utils.aws_retry import jittered_backoff
+from ansible.module_utils.iam_read import read_role
 from ansible_collections.amazon.aws.plugins.module_utils.botocore import is_boto3_error_code
 from ansible_collections.amazon.aws.plugins.module_utils.modules import AnsibleAWSModule
 
 # The name AWS gives each service's role (IAM user guide, "AWS services that work with IAM").
 ROLE_NAMES = {"ecs.amazonaws.com": "AWSServiceRoleForECS"}
-
-
-def read_role(module: AnsibleAWSModule, client: Any, name: str) -> dict[str, Any] | None:
-    try:
-        return client.get_role(RoleName=name, aws_retry=True)["Role"]
-    except is_boto3_error_code("NoSuchEntity"):
-        return None
-    except (BotoCoreError, ClientError) as e:  # pylint: disable=duplicate-except
-        module.fail_json_aws(e, msg=f"Failed to read the service-linked role {name} (iam:GetRole)")
 
 
 def ensure_role(module: AnsibleAWSModule, client: Any, service: str) -> dict[str, Any]:

@@ -45,6 +45,7 @@ def load_library_module(monkeypatch: pytest.MonkeyPatch) -> Callable[[str], Modu
     for util in (
         "aws_retry",
         "desired_tags",
+        "iam_read",
         "tag_index",
         "servicediscovery",
         "ec2_batch",
