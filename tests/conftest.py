@@ -12,22 +12,22 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from emulator import Emulator, start_emulator
 
-# Minutes each heavy group takes on two busy cores; the run starts the longest first so that the two
-# workers finish together (pytest -n 2 --dist loadgroup --no-loadscope-reorder).
+# Minutes each heavy group takes on two busy cores (pytest --durations=0 summed by group); the run starts
+# the longest first so that the two workers finish together (pytest -n 2 --dist loadgroup --no-loadscope-reorder).
 GROUP_MINUTES = {
-    "deployed_stack": 24,
-    "fault": 20,
-    "molecule-default": 13,
-    "molecule-localstack": 7,
-    "test_e2e": 7,
-    "bad_weather": 4,
-    "local_agent": 2,
+    "deployed_stack": 11,
+    "test_e2e": 10.5,
+    "fault": 7.5,
+    "live_changes": 6.5,
+    "bad_weather": 3.5,
+    "test_bad_input": 3,
+    "molecule-default": 3,
+    "molecule-localstack": 2.5,
+    "test_lifecycle": 2,
+    "local_agent": 1.6,
     "local_images": 1,
-    "molecule-network": 4,
-    "molecule-service_discovery": 3,
-    "test_lifecycle": 3,
-    "test_bad_input": 8,
-    "live_changes": 5,
+    "molecule-network": 1,
+    "molecule-service_discovery": 1,
 }
 # The shared deployment's fixtures, in the order they change it: a test runs after every test that needs
 # an earlier one (readers of the default stack, then of the featured one, ...), whatever its file.

@@ -56,9 +56,7 @@ def test_a_tagged_run_applies_its_role_alone(deployed):
     assert changed.returncode == 0, changed.output[-3000:]
     changes = changed_tasks(changed.output)
     assert changes and all(task.startswith("monitoring : ") for task, _ in changes), changes
-    assert (before, cpu_threshold()) == (80, 85)
-    restored = run_playbook("site.yml", env, extra_vars=RESIZED_WORKER, args=["--tags", "monitoring"])
-    assert restored.returncode == 0 and cpu_threshold() == 80, restored.output[-3000:]
+    assert (before, cpu_threshold()) == (80, 85)  # the features run (conftest.featured) sets 80 again
 
 
 # --- The deployed network, read back through the EC2 API.
