@@ -187,12 +187,14 @@ def test_the_policy_is_rendered_for_the_stack_region_and_account(deployer, stack
     assert "{{" not in text
 
 
-def test_the_policy_takes_the_partition_of_the_caller(stack_emulator, tmp_path):
-    """In a China region every ARN is arn:aws-cn: (the partition comes from the caller's ARN, not a literal)."""
+def test_the_policy_takes_the_partition_of_the_caller(emulator, tmp_path):
+    """In a China region every ARN is arn:aws-cn: (the partition comes from the caller's ARN, not a literal).
+
+    On the emulator without IAM enforced: the enforcing one knows the admin's key in the aws partition only."""
     policy_file = tmp_path / "policy-cn.json"
     rendered = run_playbook(
         "deployer_policy.yml",
-        stack_emulator.env(),
+        emulator.env(),
         extra_vars={"deployer_policy_file": str(policy_file), "aws_region": "cn-north-1"},
     )
     assert rendered.returncode == 0, rendered.output[-3000:]
