@@ -234,7 +234,7 @@ BAD_INPUTS = {
     "recipe-lock-stale": (
         {"images_recipe_dir": str(STALE_RECIPE)},
         "images_recipe_dir",
-        "requirements.txt changed since requirements.lock was made: run `make image-lock`",
+        "requirements.txt changed since requirements.lock was made; run `make image-lock`",
     ),
     "image-digest-malformed": (
         {"airflow_image": "apache/airflow:3.3.2@sha256:abc"},
