@@ -26,8 +26,8 @@ DOCUMENTATION = """
 name: images
 short_description: Image recipe helpers for airflow-ecs
 description: >-
-  recipe_hash, recipe_airflow_version, recipe_zip_base64, recipe_lock_problem and image_reference; see each
-  docstring.
+  recipe_hash, recipe_airflow_version, recipe_image_tag, recipe_zip_base64, recipe_lock_problem and
+  image_reference; see each docstring.
 """
 
 # A zip entry's fixed timestamp (the earliest a zip can hold) and mode: the same recipe gives the same bytes.
@@ -58,6 +58,12 @@ def recipe_airflow_version(recipe_dir: str | Path) -> str:
         return image_env.recipe_airflow_version(Path(recipe_dir))
     except image_env.ImageEnvError:
         return ""
+
+
+def recipe_image_tag(recipe_dir: str | Path) -> str:
+    """The tag of the recipe's image, `<airflow version>-<recipe hash[:12]>`: image_env.image_tag."""
+    _files(recipe_dir)
+    return image_env.image_tag(Path(recipe_dir))
 
 
 def recipe_zip_base64(recipe_dir: str | Path) -> str:
@@ -98,6 +104,7 @@ class FilterModule:
         return {
             "recipe_hash": recipe_hash,
             "recipe_airflow_version": recipe_airflow_version,
+            "recipe_image_tag": recipe_image_tag,
             "recipe_zip_base64": recipe_zip_base64,
             "recipe_lock_problem": recipe_lock_problem,
             "image_reference": image_reference,

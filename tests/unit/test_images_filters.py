@@ -45,6 +45,7 @@ def test_recipe_hash_follows_every_file(recipe: Path) -> None:
     (recipe / "requirements.txt").write_text((recipe / "requirements.txt").read_text() + "\n")
     assert images.recipe_hash(recipe) != before
     assert images.recipe_hash(recipe) == image_env.recipe_hash(recipe)
+    assert images.recipe_image_tag(recipe) == f"3.3.2-{images.recipe_hash(recipe)[:12]}"
 
 
 def test_zip_is_the_same_bytes_for_the_same_recipe_whatever_the_file_times(recipe: Path) -> None:
