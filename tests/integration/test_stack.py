@@ -131,6 +131,8 @@ def test_private_subnets_route_to_a_nat_gateway_in_a_public_subnet(ec2, vpc):
     [
         ("airflow-airflow", 8080, {"airflow-alb", "airflow-airflow"}),
         ("airflow-airflow", 8793, {"airflow-airflow"}),
+        # The triggerer's log server: the api-server reads a deferred task's log from it (open nowhere before).
+        ("airflow-airflow", 8794, {"airflow-airflow"}),
         ("airflow-airflow", 5555, {"airflow-airflow"}),
         ("airflow-broker", 5672, {"airflow-airflow"}),
         ("airflow-broker", 15672, {"airflow-airflow"}),
