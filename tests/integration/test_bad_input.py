@@ -300,7 +300,7 @@ def run_cases(directory: Path, env: dict[str, str], cases: list[str]) -> PlayRes
 
 
 @pytest.fixture(scope="module")
-def judged(emulator, tmp_path_factory) -> tuple[PlayResult, dict[str, str], list[str]]:
+def judged(emulator, tmp_path_factory) -> tuple[dict[str, int], dict[str, str], list[str]]:
     """Every case in two runs on a blank account: those refused before any AWS call against an endpoint nobody
     answers (a later refusal would be the endpoint check's sentence instead of the variable's), the account-aware
     ones against the emulator. Returns the runs' recaps and outputs by case, and what the account holds after."""
