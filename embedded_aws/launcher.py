@@ -253,7 +253,7 @@ def _answers(url: str) -> bool:
 DEPLOYER = "airflow-ecs-deployer"
 
 
-def deployer_keys(emulator: Emulator, policy_file: Path, saved: Path) -> dict[str, str]:
+def deployer_keys(emulator: Emulator, policy_file: Path, saved: Path, user: str = DEPLOYER) -> dict[str, str]:
     """The deployer IAM user with exactly the project's deployer policy (make deployer-policy), and its key.
 
     The key is kept in `saved` and reused while the emulator still knows it; the policy is put every
@@ -261,16 +261,16 @@ def deployer_keys(emulator: Emulator, policy_file: Path, saved: Path) -> dict[st
     """
     iam = emulator.client("iam")
     with contextlib.suppress(iam.exceptions.EntityAlreadyExistsException):
-        iam.create_user(UserName=DEPLOYER)
-    iam.put_user_policy(UserName=DEPLOYER, PolicyName="airflow-ecs-deployer", PolicyDocument=policy_file.read_text())
-    known = {k["AccessKeyId"] for k in iam.list_access_keys(UserName=DEPLOYER)["AccessKeyMetadata"]}
+        iam.create_user(UserName=user)
+    iam.put_user_policy(UserName=user, PolicyName="airflow-ecs-deployer", PolicyDocument=policy_file.read_text())
+    known = {k["AccessKeyId"] for k in iam.list_access_keys(UserName=user)["AccessKeyMetadata"]}
     with contextlib.suppress(OSError, ValueError):
         keys = json.loads(saved.read_text())
         if keys["AWS_ACCESS_KEY_ID"] in known:
             return keys
     for key in known:  # at most two keys per user
-        iam.delete_access_key(UserName=DEPLOYER, AccessKeyId=key)
-    key = iam.create_access_key(UserName=DEPLOYER)["AccessKey"]
+        iam.delete_access_key(UserName=user, AccessKeyId=key)
+    key = iam.create_access_key(UserName=user)["AccessKey"]
     keys = {"AWS_ACCESS_KEY_ID": key["AccessKeyId"], "AWS_SECRET_ACCESS_KEY": key["SecretAccessKey"]}
     saved.write_text(json.dumps(keys))
     saved.chmod(0o600)

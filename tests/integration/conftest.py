@@ -25,6 +25,7 @@ from stack_inventory import leftover_resources
 from embedded_aws.launcher import deployer_keys
 
 CREDENTIALS_TOKEN = "task-credentials-token"
+IAM_LOG = "iam.jsonl"  # in the stack's work directory: the emulator writes it, Deployer.requests reads it
 PROBE = ROOT / "tests" / "task_role_probe.py"
 REMOVED_FOR_THE_DENIAL_TEST = "secretsmanager:CreateSecret"
 TASK_ROLES = ("airflow-airflow-task", "airflow-ecs-execution", "airflow-worker-demand")
@@ -129,7 +130,7 @@ def stack_emulator(stack_workdir: Path, stack_credentials_port: int) -> Iterator
         stack_workdir / "moto.log",
         env={
             "EMBEDDED_AWS_ENFORCE_IAM": "1",
-            "EMBEDDED_AWS_IAM_LOG": str(stack_workdir / "iam.jsonl"),
+            "EMBEDDED_AWS_IAM_LOG": str(stack_workdir / IAM_LOG),
             "EMBEDDED_AWS_CREDENTIALS_PORT": str(stack_credentials_port),
             "EMBEDDED_AWS_CREDENTIALS_TOKEN": CREDENTIALS_TOKEN,
         },
@@ -148,7 +149,7 @@ def deployer(stack_emulator: Emulator, stack_workdir: Path, stack_credentials_po
     assert rendered.returncode == 0, rendered.output[-3000:]
     keys = deployer_keys(stack_emulator, policy_file, stack_workdir / "deployer-key.json")
     env = {**stack_emulator.env(), **keys}
-    return Deployer(json.loads(policy_file.read_text()), env, stack_workdir / "iam.jsonl", stack_credentials_port)
+    return Deployer(json.loads(policy_file.read_text()), env, stack_workdir / IAM_LOG, stack_credentials_port)
 
 
 @pytest.fixture(scope="session")
@@ -305,7 +306,7 @@ def switched(featured: Featured, deployed: Deployment) -> Switched:
 
 
 @pytest.fixture(scope="session")
-def denied(switched: Switched, deployed: Deployment) -> PlayResult:
+def denied(switched: Switched, deployed: Deployment, stack_workdir: Path) -> PlayResult:
     """Last of all (it resets the shared emulator): a deploy by a user whose policy lacks one action it needs."""
     emulator = switched.emulator
     emulator.reset()
@@ -313,12 +314,10 @@ def denied(switched: Switched, deployed: Deployment) -> PlayResult:
     for statement in policy["Statement"]:
         if isinstance(statement["Action"], list) and REMOVED_FOR_THE_DENIAL_TEST in statement["Action"]:
             statement["Action"].remove(REMOVED_FOR_THE_DENIAL_TEST)
-    iam = emulator.client("iam")
-    iam.create_user(UserName="deployer-short")
-    iam.put_user_policy(UserName="deployer-short", PolicyName="short", PolicyDocument=json.dumps(policy))
-    key = iam.create_access_key(UserName="deployer-short")["AccessKey"]
-    env = {**emulator.env(), "AWS_ACCESS_KEY_ID": key["AccessKeyId"], "AWS_SECRET_ACCESS_KEY": key["SecretAccessKey"]}
-    return run_playbook("site.yml", env)
+    policy_file = stack_workdir / "deployer-short-policy.json"
+    policy_file.write_text(json.dumps(policy))
+    keys = deployer_keys(emulator, policy_file, stack_workdir / "deployer-short-key.json", user="deployer-short")
+    return run_playbook("site.yml", {**emulator.env(), **keys})
 
 
 def run_task_role_probes(emulator: Emulator, credentials_port: int) -> dict[str, subprocess.CompletedProcess]:
