@@ -26,6 +26,12 @@ def _ec2(emulator: Emulator) -> list[str]:
         for n in ec2.describe_nat_gateways()["NatGateways"]
         if n["State"] not in ("deleted", "deleting")
     ]
+    found += [
+        f"ec2 instance {i['InstanceId']}"
+        for r in ec2.describe_instances()["Reservations"]
+        for i in r["Instances"]
+        if i["State"]["Name"] not in ("terminated", "shutting-down")
+    ]
     found += [f"elastic ip {a['PublicIp']}" for a in ec2.describe_addresses()["Addresses"]]
     found += [
         f"route table {t['RouteTableId']}"

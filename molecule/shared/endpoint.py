@@ -69,6 +69,8 @@ PROBES: dict[str, Callable[[Any], Any]] = {
     "sns": lambda c: c.list_topics(),
     "ecr": lambda c: c.describe_repositories(maxResults=1),
     "codebuild": lambda c: c.list_projects(),
+    # The NAT instance's image: the public AMI parameter the network role reads.
+    "ssm": lambda c: c.get_parameters(Names=["/aws/service/ami-amazon-linux-latest/al2023-ami-kernel-default-arm64"]),
 }
 
 
@@ -329,6 +331,17 @@ def describe(state_file: Path, stack: str, services: list[str]) -> dict[str, Any
                 n
                 for n in ec2.describe_nat_gateways(Filters=in_vpc)["NatGateways"]
                 if n["State"] in ("pending", "available")
+            ]
+        )
+        # NAT instances (network_egress nat_instance, the default), running or starting.
+        out["nat_instances"] = len(
+            [
+                i
+                for r in ec2.describe_instances(
+                    Filters=[*in_vpc, {"Name": "tag:airflow-ecs:tier", "Values": ["nat"]}]
+                )["Reservations"]
+                for i in r["Instances"]
+                if i["State"]["Name"] in ("pending", "running")
             ]
         )
         out["route_tables"] = sorted(

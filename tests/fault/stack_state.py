@@ -20,6 +20,16 @@ def describe_stack(emulator: Emulator, stack: str) -> dict[str, Any]:
     nats = ec2.describe_nat_gateways(Filters=in_vpc)["NatGateways"]
     nats = [n for n in nats if n["State"] in ("pending", "available")]
     nat_ips = {a["PublicIp"] for n in nats for a in n.get("NatGatewayAddresses", [])}
+    # NAT instances (network_egress nat_instance, the default) and their Elastic IPs, by Name.
+    reservations = ec2.describe_instances(Filters=[*in_vpc, {"Name": "tag:airflow-ecs:tier", "Values": ["nat"]}])
+    nat_instances = [
+        i for r in reservations["Reservations"] for i in r["Instances"] if i["State"]["Name"] in ("pending", "running")
+    ]
+    instance_ips = {
+        a["PublicIp"]
+        for a in ec2.describe_addresses()["Addresses"]
+        if a.get("InstanceId") in {i["InstanceId"] for i in nat_instances}
+    }
 
     sd = emulator.client("servicediscovery")
     namespaces = [n for n in sd.list_namespaces()["Namespaces"] if n["Name"] == f"{stack}.internal"]
@@ -47,6 +57,8 @@ def describe_stack(emulator: Emulator, stack: str) -> dict[str, Any]:
         ),
         "nat_gateways": len(nats),
         "elastic_ips_of_nat_gateways": len(nat_ips),
+        "nat_instances": sorted(_tags(i).get("Name", "") for i in nat_instances),
+        "elastic_ips_of_nat_instances": len(instance_ips),
         "route_tables": sorted(
             _tags(t).get("Name", "")
             for t in ec2.describe_route_tables(Filters=in_vpc)["RouteTables"]
