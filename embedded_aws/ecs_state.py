@@ -6,7 +6,8 @@ deployments at create/update time. With the runtime on (`install()`), the agent 
 
 - a new task starts PROVISIONING with one container per container definition (no exit code, health
   UNKNOWN); only the agent moves it on (`set_status`), describe no longer advances it;
-- StopTask sets desiredStatus STOPPED and the reason; the agent stops the processes and reports STOPPED;
+- StopTask sets desiredStatus STOPPED and the reason; the agent stops the processes and reports STOPPED; a
+  task it does not know is InvalidParameterException "The referenced task was not found." (moto: HTTP 500);
 - UpdateService keeps the counts the agent wrote (moto sets runningCount = desiredCount);
 - DeleteService leaves the service DRAINING until the agent has stopped its tasks (then INACTIVE);
 - DescribeTargetHealth reports what the agent's health checks saw;
@@ -278,7 +279,13 @@ def _patch_tasks() -> None:
     stop_task = ecs.EC2ContainerServiceBackend.stop_task
 
     def stop(self: ecs.EC2ContainerServiceBackend, cluster_str: str, task_str: str, reason: str) -> ecs.Task:
-        task = stop_task(self, cluster_str, task_str, reason)
+        try:
+            task = stop_task(self, cluster_str, task_str, reason)
+        except JsonRESTError:
+            raise
+        except Exception as exc:  # moto: a bare Exception (HTTP 500) for a task it does not know; ECS answers this
+            # (the AwsEcsExecutor's health check stops a task id that does not exist and expects exactly it)
+            raise ecs_exceptions.InvalidParameterException("The referenced task was not found.") from exc
         if task.local_status not in (None, "STOPPED"):
             task.stopping_at = task.stopping_at or now()
             task.stop_code = task.stop_code or "UserInitiated"
