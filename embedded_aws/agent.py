@@ -47,7 +47,7 @@ from moto.elbv2.models import elbv2_backends
 from moto.rds.models import rds_backends
 from moto.servicediscovery.models import servicediscovery_backends
 
-from embedded_aws import ecs_state, servers
+from embedded_aws import autoscaling, ecs_state, servers
 from embedded_aws.forwarder import Listener, free_port
 from embedded_aws.processes import Processes, kill_leftovers
 from embedded_aws.task_run import TaskRun
@@ -103,6 +103,7 @@ class Agent:
         self.lock = threading.RLock()
         self._stop = threading.Event()
         self._published = ""
+        self.autoscaling = autoscaling.Evaluator()  # CloudWatch alarms -> Application Auto Scaling (autoscaling.py)
         shutil.rmtree(settings.runtime_dir, ignore_errors=True)
         settings.runtime_dir.mkdir(parents=True)
         settings.runtime_dir.chmod(0o755)  # the postgres user must reach its data directory
@@ -111,6 +112,7 @@ class Agent:
 
     def start(self) -> None:
         ecs_state.install()
+        autoscaling.install()
         threading.Thread(target=self._loop, name="ecs-agent", daemon=True).start()
 
     def _loop(self) -> None:
@@ -123,6 +125,7 @@ class Agent:
 
     def reconcile(self) -> None:
         self.reconcile_databases()
+        self.autoscaling.tick()  # alarms evaluated, scaling policies set desired counts (autoscaling.py)
         for account, region, ecs in regional(ecs_backends):
             for cluster_tasks in list(ecs.tasks.values()):
                 for arn, task in list(cluster_tasks.items()):
@@ -592,7 +595,8 @@ class Agent:
                     "directory": str(run.directory),
                     "environment_keys": run.environment_keys,
                     "images": {name: image.source for name, image in run.images.items()},
-                    "task_role": (getattr(run.definition, "task_role_arn", None) or "").rsplit("/", 1)[-1],
+                    "task_role": (run.task_role_arn or "").rsplit("/", 1)[-1],
+                    "usage": run.usage(),
                 }
                 for run in list(self.runs.values())
             },

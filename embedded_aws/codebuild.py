@@ -296,9 +296,12 @@ class Build(threading.Thread):
         ecr = self.client("ecr")
         self.log(f"[Container] {now_text()} Running command docker push {uri}:{tag}")
         layer = b"".join((workdir / name).read_bytes() for name in RECIPE_FILES)
-        config = json.dumps({"architecture": "amd64", "os": "linux", "config": {"Labels": {}}}).encode()
+        # A CodeBuild build is native: the image has its environment's architecture.
+        architecture = "arm64" if self.project.get("environment", {}).get("type", "").startswith("ARM") else "amd64"
+        config = json.dumps({"architecture": architecture, "os": "linux", "config": {"Labels": {}}}).encode()
         try:
             digests = {}
+            registry.store_config_blob(config)
             for blob in (layer, config):
                 digest = registry.sha256(blob)
                 digests[blob] = digest

@@ -205,6 +205,32 @@ def group_pss_mb(proc: Proc) -> float:
     return total / 1024
 
 
+def groups_usage(groups: set[int]) -> dict[int, tuple[float, float]]:
+    """(PSS in MiB, CPU seconds used so far) of each process group in `groups`, from one pass over /proc.
+    CPU time counts the live processes and the children they have waited for, as a cgroup's usage does."""
+    usage = dict.fromkeys(groups, (0.0, 0.0))
+    ticks = os.sysconf("SC_CLK_TCK")
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            pgid = int(fields[2])
+            if pgid not in usage:
+                continue
+            pss = next(
+                int(line.split()[1])
+                for line in (entry / "smaps_rollup").read_text().splitlines()
+                if line.startswith("Pss:")
+            )
+            cpu = sum(int(value) for value in fields[11:15]) / ticks  # utime stime cutime cstime
+        except (OSError, ValueError, IndexError, StopIteration):
+            continue
+        memory, seconds = usage[pgid]
+        usage[pgid] = (memory + pss / 1024, seconds + cpu)
+    return usage
+
+
 class PeakMemory:
     """Samples the PSS of a process group once a second; `peak` in MiB."""
 

@@ -24,6 +24,7 @@ moto server process, so IAM enforcement judges them like any request.
 from __future__ import annotations
 
 import base64
+import dataclasses
 import hashlib
 import json
 import re
@@ -127,6 +128,30 @@ class RunnableImage:
     program: str  # airflow | rabbitmq
     bin_dir: Path  # first in the container's PATH
     source: str  # one phrase: what it resolved to
+    architecture: str | None = None  # Docker's name (amd64, arm64) of a single-platform image; None: multi-arch
+
+    def runs_on(self, cpu_architecture: str) -> bool:
+        """Whether a task of that runtimePlatform cpuArchitecture (X86_64, ARM64) can run this image."""
+        return self.architecture is None or self.architecture == PLATFORMS.get(cpu_architecture, cpu_architecture)
+
+
+# Docker's architecture name of each ECS runtimePlatform cpuArchitecture.
+PLATFORMS = {"X86_64": "amd64", "ARM64": "arm64"}
+# Image config blobs pushed in this process (moto's ECR keeps only their sizes): digest -> content. The
+# Fargate agent reads a single-platform image's architecture from its config blob.
+CONFIG_BLOBS: dict[str, bytes] = {}
+
+
+def store_config_blob(blob: bytes) -> str:
+    digest = sha256(blob)
+    CONFIG_BLOBS[digest] = blob
+    return digest
+
+
+def config_architecture(manifest: dict[str, Any]) -> str | None:
+    """The architecture in an image manifest's config blob, when this process holds the blob."""
+    blob = CONFIG_BLOBS.get((manifest.get("config") or {}).get("digest", ""))
+    return json.loads(blob).get("architecture") if blob else None
 
 
 def not_found(image: str, detail: str) -> CannotPull:
@@ -226,7 +251,8 @@ class Puller:
                 raise forbidden(ref, image, f"blobs {layer['digest']}", exc) from exc
         annotations = manifest.get("annotations") or {}
         if annotations.get(RECIPE_ANNOTATION):
-            return project_image(image, annotations[RECIPE_ANNOTATION])
+            built = project_image(image, annotations[RECIPE_ANNOTATION])
+            return dataclasses.replace(built, architecture=config_architecture(manifest))
         if annotations.get(UPSTREAM_ANNOTATION):
             upstream = annotations[UPSTREAM_ANNOTATION]
             resolved = public_image(parse(upstream), image)

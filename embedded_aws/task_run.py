@@ -26,7 +26,7 @@ import signal
 import subprocess
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -36,15 +36,19 @@ from botocore.config import Config
 from embedded_aws import credentials, ecs_state, registry, servers
 from embedded_aws.forwarder import free_port
 from embedded_aws.localize import LocalContainer, LocalEndpoints, localize, platform_env, task_ports
-from embedded_aws.processes import Proc, Processes, kill_leftovers
+from embedded_aws.processes import Proc, Processes, groups_usage, kill_leftovers
 from embedded_aws.task_definitions import Container, SecretResolver, container
 
 if TYPE_CHECKING:
     from embedded_aws.agent import Agent
 
+# A container whose image has another architecture than the task: the pull succeeds, but the kernel cannot
+# execute its entrypoint, so it exits at once with what Fargate's logs then show.
+EXEC_FORMAT_ERROR = ["sh", "-c", "echo 'exec /usr/bin/dumb-init: exec format error' >&2; exit 255"]
 log = logging.getLogger("embedded_aws.task")
 STARTUP_CHECK_SECONDS = 2.0  # health checks run this often until the first success (Docker's start interval)
 LOG_SHIP_SECONDS = 2.0
+USAGE_SECONDS = 5.0  # between two samples of each container's memory and CPU
 
 
 class TaskFailed(Exception):
@@ -52,6 +56,29 @@ class TaskFailed(Exception):
         super().__init__(reason)
         self.stop_code = stop_code
         self.reason = reason
+
+
+@dataclass
+class Usage:
+    """What a container used, sampled every USAGE_SECONDS: the high-water marks sizes are chosen from."""
+
+    peak_memory_mib: float = 0.0  # PSS of its processes
+    cpu_seconds: float = 0.0
+    peak_vcpu: float = 0.0  # CPU seconds per second, the highest over one sampling interval
+    _sampled_at: float = 0.0
+
+    def sample(self, memory_mib: float, cpu_seconds: float, at: float) -> None:
+        if self._sampled_at and at > self._sampled_at and cpu_seconds >= self.cpu_seconds:
+            self.peak_vcpu = max(self.peak_vcpu, (cpu_seconds - self.cpu_seconds) / (at - self._sampled_at))
+        self.peak_memory_mib = max(self.peak_memory_mib, memory_mib)
+        self.cpu_seconds, self._sampled_at = max(self.cpu_seconds, cpu_seconds), at
+
+    def report(self) -> dict[str, float]:
+        return {
+            "peak_memory_mib": round(self.peak_memory_mib),
+            "peak_vcpu": round(self.peak_vcpu, 2),
+            "cpu_seconds": round(self.cpu_seconds, 1),
+        }
 
 
 @dataclass
@@ -65,6 +92,7 @@ class ContainerRun:
     exit_code: int | None = None
     log_stream: tuple[str, str] | None = None  # (group, stream) of its awslogs driver
     shipped: int = 0  # bytes of its log file sent to CloudWatch Logs
+    usage: Usage = field(default_factory=Usage)
 
     @property
     def name(self) -> str:
@@ -96,6 +124,7 @@ class TaskRun(threading.Thread):
         self.registrations: list[tuple[str, str, str]] = []
         self.running_since = 0.0  # when the task became RUNNING (ECS's health check grace period counts from it)
         self.discovery_names: set[str] = set()
+        self.first_exit: ContainerRun | None = None  # the essential container whose exit stopped the task
         self.environment_keys: list[str] = []  # what the essential container really got (/proc/<pid>/environ)
         self.stop_timeout = 30  # the longest of its containers'
         self._wake = threading.Event()
@@ -103,13 +132,15 @@ class TaskRun(threading.Thread):
         self._logs: Any = None
 
     @property
-    def essential(self) -> ContainerRun:
-        """The container whose exit stops the task, and whose health is the task's."""
-        return next(c for c in self.containers if c.spec.essential)
+    def essentials(self) -> list[ContainerRun]:
+        """The containers whose exit stops the task, and whose health makes the task's."""
+        return [c for c in self.containers if c.spec.essential]
 
     @property
     def exit_code(self) -> int | None:
-        return next((c.exit_code for c in self.containers if c.spec.essential), None)
+        """The exit code of the essential container that stopped the task (the first essential one otherwise)."""
+        first = self.first_exit or next(iter(self.essentials), None)
+        return first.exit_code if first is not None else None
 
     @property
     def ip_address(self) -> str:
@@ -172,32 +203,30 @@ class TaskRun(threading.Thread):
             self.start_container(c, endpoints)
         ecs_state.set_status(self.task, "RUNNING")
         self.running_since = time.time()
-        self.ready = self.became_ready = self.essential.spec.health_check is None
+        self.ready = self.became_ready = all(c.spec.health_check is None for c in self.essentials)
         for c in self.containers:
             if c.spec.health_check is not None:
                 name = f"health-{self.task.id[:8]}-{c.name}"
                 threading.Thread(target=self.health_loop, args=(c,), name=name, daemon=True).start()
 
     def with_overrides(self, definition: dict[str, Any]) -> dict[str, Any]:
-        """A container definition with RunTask's containerOverrides for it (command, environment)."""
+        """A container definition with RunTask's containerOverrides for it: the command replaced; the environment
+        added to the definition's, a variable of the same name replaced (ECS's ContainerOverride)."""
         spec = {**definition}
         override = next(
             (o for o in self.task.overrides.get("containerOverrides", []) if o.get("name") == spec["name"]), {}
         )
-        for key in ("command", "environment"):
-            if override.get(key) is not None:
-                spec[key] = override[key]
+        if override.get("command") is not None:
+            spec["command"] = override["command"]
+        if override.get("environment") is not None:
+            merged = {e["name"]: e for e in spec.get("environment") or []}
+            spec["environment"] = list({**merged, **{e["name"]: e for e in override["environment"]}}.values())
         return spec
 
     def check_runnable(self, definitions: list[dict[str, Any]]) -> None:
-        """One essential container (the one ECS stops the task for)."""
-        essential = [d["name"] for d in definitions if d.get("essential", True)]
-        if len(essential) != 1:
-            raise TaskFailed(
-                "TaskFailedToStart",
-                f"the local runtime runs tasks of one essential container (non-essential sidecars beside it); "
-                f"{self.family} has {len(essential)}: {', '.join(essential) or 'none'}",
-            )
+        """At least one essential container, as ECS requires (RegisterTaskDefinition refuses none)."""
+        if not any(d.get("essential", True) for d in definitions):
+            raise TaskFailed("TaskFailedToStart", f"{self.family} has no essential container")
 
     def pull_images(self, definitions: list[dict[str, Any]]) -> None:
         """Every container's image, pulled as Fargate pulls it (ECR with the execution role), before any starts."""
@@ -245,7 +274,7 @@ class TaskRun(threading.Thread):
         """The container's process, started with its localized environment; ECS reports the container RUNNING."""
         assert self.processes is not None
         c.local = localize(c.spec, endpoints, self.platform(c.spec), self.images[c.name].program)
-        argv = self.argv(c.spec)
+        argv = self.argv(c.spec) if self.images[c.name].runs_on(self.cpu_architecture) else EXEC_FORMAT_ERROR
         cwd = Path(c.local.env.get("AIRFLOW_HOME") or c.local.env["HOME"])
         try:
             c.proc = self.processes.start(
@@ -262,9 +291,19 @@ class TaskRun(threading.Thread):
                 f"CannotStartContainerError: Error response from daemon: failed to create task for container: "
                 f'exec: "{argv[0]}": {exc.strerror}',
             ) from exc
-        if c.spec.essential:
+        if c.spec.essential and not self.environment_keys:
             self.environment_keys = sorted(read_environ(c.proc.pid))
         c.record.last_status = "RUNNING"
+
+    @property
+    def task_role_arn(self) -> str | None:
+        """RunTask's overrides.taskRoleArn, else the definition's (the AwsEcsExecutor's per-DAG roles)."""
+        return self.task.overrides.get("taskRoleArn") or getattr(self.definition, "task_role_arn", None)
+
+    @property
+    def cpu_architecture(self) -> str:
+        """The task definition's runtimePlatform cpuArchitecture (ECS's default: X86_64)."""
+        return (getattr(self.definition, "runtime_platform", None) or {}).get("cpuArchitecture") or "X86_64"
 
     @property
     def service_name(self) -> str:
@@ -296,7 +335,7 @@ class TaskRun(threading.Thread):
         rabbit = image.program == "rabbitmq"
         extra = servers.prepare_rabbitmq_files(self.directory) if rabbit else {}
         extra["ECS_AGENT_TASK_DIR"] = str(self.directory)
-        role = getattr(self.definition, "task_role_arn", None)
+        role = self.task_role_arn
         if role:
             extra["AWS_CONTAINER_CREDENTIALS_FULL_URI"] = self.agent.settings.credentials_url + role.rsplit("/", 1)[-1]
             extra["AWS_CONTAINER_AUTHORIZATION_TOKEN"] = self.agent.settings.credentials_token
@@ -376,24 +415,41 @@ class TaskRun(threading.Thread):
     # -- running ------------------------------------------------------------------------------------
 
     def watch(self) -> None:
-        essential = self.essential.proc
-        assert essential is not None
-        last_ship = time.monotonic()
-        while essential.alive() and not self.stop_requested:
+        """Until an essential container exits (ECS then stops the others) or the task is told to stop."""
+        essentials = self.essentials
+        assert all(c.proc is not None for c in essentials)
+        last_ship = last_usage = time.monotonic()
+        self.sample_usage()
+        while all(c.proc.alive() for c in essentials) and not self.stop_requested:
             self._wake.wait(0.5)
             self._wake.clear()
             self.record_exits()
             if time.monotonic() - last_ship > LOG_SHIP_SECONDS:
                 self.ship_logs()
                 last_ship = time.monotonic()
+            if time.monotonic() - last_usage > USAGE_SECONDS:
+                self.sample_usage()
+                last_usage = time.monotonic()
             if self.task.desired_status == "STOPPED":
                 self.request_stop(self.task.stopped_reason or "Task stopped by the user", "user")
+        self.first_exit = next((c for c in essentials if not c.proc.alive()), None)
         self.stop_containers()
         self.ship_logs()
         if self.stop_requested:
             self.finish(self.task.stop_code or "UserInitiated", self.task.stopped_reason or "Task stopped")
         else:
             self.finish("EssentialContainerExited", "Essential container in task exited")
+
+    def sample_usage(self) -> None:
+        """Each running container's memory and CPU (its process group), for the task's usage report."""
+        running = {c.proc.pid: c for c in self.containers if c.proc is not None and c.proc.alive()}
+        at = time.monotonic()
+        for pid, (memory, cpu) in groups_usage(set(running)).items():
+            running[pid].usage.sample(memory, cpu, at)
+
+    def usage(self) -> dict[str, dict[str, float]]:
+        """Each container's high-water marks (runtime.json, `make bench`)."""
+        return {c.name: c.usage.report() for c in self.containers}
 
     def record_exits(self) -> None:
         """A container whose process ended is STOPPED with its exit code (128 + signal when killed); a
@@ -439,15 +495,21 @@ class TaskRun(threading.Thread):
                 if failures >= check.retries:
                     health = "UNHEALTHY"
             c.record.health_status = health
-            if c.spec.essential and self.task_health(health):
+            if c.spec.essential and self.task_health():
                 return
             pause = min(check.interval, max(STARTUP_CHECK_SECONDS, cost)) if health == "UNKNOWN" else check.interval
             if self._health_stop.wait(pause):
                 return
 
-    def task_health(self, health: str) -> bool:
-        """The task's health is its essential container's; an UNHEALTHY service task is stopped (True then).
-        A non-essential container's health shows on that container only."""
+    def task_health(self) -> bool:
+        """The task's health from its essential containers with a health check, as ECS makes it: UNHEALTHY
+        when one is, HEALTHY when all are, UNKNOWN otherwise. An UNHEALTHY service task is stopped (True
+        then). A non-essential container's health shows on that container only."""
+        states = [c.record.health_status for c in self.essentials if c.spec.health_check is not None]
+        if "UNHEALTHY" in states:
+            health = "UNHEALTHY"
+        else:
+            health = "HEALTHY" if all(s == "HEALTHY" for s in states) else "UNKNOWN"
         self.task.health_status = health
         self.ready = health == "HEALTHY"
         self.became_ready = self.became_ready or self.ready

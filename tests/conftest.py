@@ -24,7 +24,7 @@ GROUP_MINUTES = {
     "molecule-default": 3,
     "molecule-localstack": 2.5,
     "test_lifecycle": 2,
-    "local_agent": 1.6,
+    "local_agent": 2.4,
     "local_images": 1,
     "molecule-network": 1,
     "molecule-service_discovery": 1,

@@ -770,3 +770,59 @@ def test_a_rollout_that_never_gets_healthy_fails_the_deploy_at_its_timeout(runti
     assert "was not complete after 8 s" in result["msg"], result["msg"]
     assert "IN_PROGRESS" in result["msg"], result["msg"]
     runtime["emulator"].client("ecs").delete_service(cluster=CLUSTER, service="stuck", force=True)
+
+
+def test_several_essential_containers_make_the_task_health_and_any_exit_stops_it(runtime: dict) -> None:
+    """As ECS: a task's health is HEALTHY once every essential container with a health check is, a
+    container may have only a memory reservation, and one essential container exiting stops the task
+    with the others (the scheduler's task runs the dag-processor and the triggerer this way)."""
+    ecs = runtime["emulator"].client("ecs")
+    checked = {"command": ["CMD-SHELL", "true"], "interval": 5, "retries": 2, "startPeriod": 0}
+    definition = ecs.register_task_definition(
+        family="two-essentials",
+        networkMode="awsvpc",
+        requiresCompatibilities=["FARGATE"],
+        cpu="256",
+        memory="512",
+        executionRoleArn=runtime["roles"]["execution"],
+        taskRoleArn=runtime["roles"]["task"],
+        containerDefinitions=[
+            {"name": "long", "image": IMAGE, "memory": 256, "essential": True, "healthCheck": checked,
+             "command": ["python", "-c", "import time; held = b'x' * (40 << 20); time.sleep(600)"]},
+            {"name": "short", "image": IMAGE, "memoryReservation": 128, "essential": True, "healthCheck": checked,
+             "command": ["bash", "-c", "sleep 600 & wait"]},
+        ],
+    )["taskDefinition"]["taskDefinitionArn"]  # fmt: skip
+    arn = ecs.run_task(
+        cluster=CLUSTER, taskDefinition=definition, launchType="FARGATE", networkConfiguration=runtime["network"]
+    )["tasks"][0]["taskArn"]
+    deadline = time.monotonic() + 60
+    while (task := ecs.describe_tasks(cluster=CLUSTER, tasks=[arn])["tasks"][0]).get("healthStatus") != "HEALTHY":
+        assert time.monotonic() < deadline and task["lastStatus"] != "STOPPED", task
+        time.sleep(0.5)
+    assert {c["name"]: c.get("healthStatus") for c in task["containers"]} == {"long": "HEALTHY", "short": "HEALTHY"}
+    deadline = time.monotonic() + 20  # sampled every few seconds
+    while (usage := runtime["emulator"].runtime()["tasks"][arn.rsplit("/", 1)[-1]]["usage"])["long"][
+            "peak_memory_mib"] < 40 and time.monotonic() < deadline:  # fmt: skip
+        time.sleep(0.5)
+    assert set(usage) == {"long", "short"} and usage["long"]["peak_memory_mib"] >= 40, usage  # what it holds
+
+    directory = runtime["emulator"].runtime()["tasks"][arn.rsplit("/", 1)[-1]]["directory"]
+    pid = next(
+        int(p.name)
+        for p in Path("/proc").iterdir()
+        if p.name.isdigit() and _is_container(p, directory, "sleep 600 & wait")
+    )
+    os.kill(pid, signal.SIGKILL)  # the second essential container dies
+    task = wait_task(runtime, arn, "STOPPED")
+    found = {c["name"]: (c["lastStatus"], c.get("exitCode")) for c in task["containers"]}
+    assert task["stoppedReason"] == "Essential container in task exited", task
+    assert found["short"] == ("STOPPED", 137) and found["long"][0] == "STOPPED", found
+
+
+def _is_container(proc: Path, task_dir: str, command: str) -> bool:
+    try:
+        environ = (proc / "environ").read_bytes()
+        return f"ECS_AGENT_TASK_DIR={task_dir}".encode() in environ and command in (proc / "cmdline").read_text()
+    except OSError:
+        return False

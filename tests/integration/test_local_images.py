@@ -184,7 +184,15 @@ def project_image(runtime: dict) -> dict:
     return {"build": build, "seen": seen, "tag": tag, "image": f"{REGISTRY}/{REPOSITORY}@{digest}"}
 
 
-def run_and_wait(runtime: dict, family: str, image: str, command: list[str], execution_role: str = "execution") -> dict:
+def run_and_wait(
+    runtime: dict,
+    family: str,
+    image: str,
+    command: list[str],
+    *,
+    execution_role: str = "execution",
+    cpu_architecture: str = "X86_64",
+) -> dict:
     emulator = runtime["emulator"]
     ecs = emulator.client("ecs")
     definition = ecs.register_task_definition(
@@ -194,6 +202,7 @@ def run_and_wait(runtime: dict, family: str, image: str, command: list[str], exe
         cpu="256",
         memory="512",
         executionRoleArn=runtime["roles"][execution_role],
+        runtimePlatform={"cpuArchitecture": cpu_architecture, "operatingSystemFamily": "LINUX"},
         containerDefinitions=[{"name": "main", "image": image, "memory": 512, "essential": True, "command": command}],
     )["taskDefinition"]["taskDefinitionArn"]
     arn = ecs.run_task(
@@ -277,6 +286,20 @@ def test_a_codebuild_build_pushes_the_project_image_which_runs_matplotlib(runtim
     assert "project image" in published(runtime, task)["images"]["main"]
 
 
+def test_a_build_has_its_environments_architecture_and_runs_only_on_tasks_of_it(
+    runtime: dict, project_image: dict
+) -> None:
+    """CodeBuild builds natively: a LINUX_CONTAINER build is an amd64 image. An ARM64 task pulls it (the pull
+    names no platform) but cannot execute its entrypoint, as on Fargate; multi-arch stock images run on both."""
+    task = run_and_wait(
+        runtime, "arm-on-amd64", project_image["image"], ["python", "-c", "print(1)"], cpu_architecture="ARM64"
+    )
+    assert exit_codes(task) == [255] and task["stoppedReason"] == "Essential container in task exited", task
+    assert "exec /usr/bin/dumb-init: exec format error" in task_log(runtime, task)
+    stock = run_and_wait(runtime, "arm-stock", STOCK, ["python", "-c", "print(1)"], cpu_architecture="ARM64")
+    assert exit_codes(stock) == [0], (stock.get("stoppedReason"), task_log(runtime, stock))
+
+
 def test_an_execution_role_without_batch_get_image_cannot_pull_from_ecr(runtime: dict, project_image: dict) -> None:
     task = run_and_wait(runtime, "no-pull", project_image["image"], ["python", "-c", "pass"], execution_role="no-pull")
     assert task["stopCode"] == "TaskFailedToStart" and exit_codes(task) == [None], task
@@ -315,7 +338,9 @@ def test_rabbitmq_comes_through_a_pull_through_cache_rule(runtime: dict) -> None
     cached = run_and_wait(runtime, "rabbit-cached", image, ["true"], execution_role="no-import")
     assert exit_codes(cached) == [0], cached
 
-    other_tag = run_and_wait(runtime, "rabbit-new-tag", image.replace("4.1", "4.0"), ["true"], "no-import")
+    other_tag = run_and_wait(
+        runtime, "rabbit-new-tag", image.replace("4.1", "4.0"), ["true"], execution_role="no-import"
+    )
     assert "ecr:BatchImportUpstreamImage" in other_tag["stoppedReason"], other_tag
 
 
