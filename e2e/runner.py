@@ -4,8 +4,9 @@ Steps (each timed; the first failure skips the rest, and the emulator and everyt
 stopped in any case): the embedded emulator with the local ECS agent -> site.yml -> the ALB listener
 has a healthy target (the UI URL `make deploy` prints) -> what ECS, ELB and Cloud Map report -> the
 migrate task once more -> books_etl through the UI's URL and the Celery worker -> a DAG shipped alone
--> every secret rotated (a stored connection read before and after) -> S3 outputs, task logs,
-CloudWatch -> the UI in headless Chromium -> what IAM denied -> teardown.yml -> nothing left running.
+-> tasks on the AwsEcsExecutor as Fargate tasks of their own, with their DAG's task role -> every secret
+rotated (a stored connection read before and after) -> S3 outputs, task logs, CloudWatch -> the UI in
+headless Chromium -> what IAM denied -> teardown.yml -> nothing left running.
 """
 
 from __future__ import annotations
@@ -40,17 +41,61 @@ TESTS = ROOT / "tests"
 ARTIFACTS = ROOT / "artifacts" / "e2e"
 REGION = "us-east-1"
 CLUSTER = "airflow"
-SERVICES = ["api-server", "scheduler", "dag-processor", "triggerer", "worker", "flower", "rabbitmq"]
+# The default stack's services: the scheduler's task runs the dag-processor and the triggerer too
+# (airflow_nodes_colocate) and the worker-demand publisher of the autoscaled workers; Flower is off.
+SERVICES = ["api-server", "scheduler", "worker", "rabbitmq"]
+# Each service's containers: its own, every Airflow node's metrics sidecar, the scheduler's colocated ones.
+CONTAINERS = {
+    "api-server": {"api-server", "metrics"},
+    "scheduler": {"scheduler", "metrics", "dag-processor", "triggerer", "worker-demand"},
+    "worker": {"worker", "metrics"},
+    "rabbitmq": {"rabbitmq"},
+}
 DAG_ID = "books_etl"
 SHIPPED_DAG = "shipped_alone"  # tests/e2e/dags/shipped_alone.py, shipped with `--tags dags`
 ROTATION_DAG = "rotation_check"  # tests/e2e/dags/rotation_check.py, shipped with it
 PACKAGES_DAG = "image_packages"  # tests/e2e/dags/image_packages.py, shipped with it
+# tests/e2e/dags/fargate_task_roles.py and fargate_role_escalation.py, shipped with it: tasks on the AwsEcsExecutor
+# with the role the e2e inventory maps the first DAG to (E2E_INVENTORY), and a DAG taking that role, refused.
+FARGATE_DAG, ESCALATION_DAG = "fargate_task_roles", "fargate_role_escalation"
+FARGATE_ROLE = f"{CLUSTER}-task-e2e"
+# The e2e's settings over inventories/emulator (ANSIBLE_INVENTORY lists both, so every playbook run has them).
+E2E_INVENTORY = {
+    "airflow_ecs": {
+        "vars": {
+            "airflow_task_roles": [
+                {
+                    "name": "e2e",
+                    "dags": [FARGATE_DAG],
+                    "statements": [
+                        {
+                            "Sid": "WriteProofs",
+                            "Effect": "Allow",
+                            "Action": "s3:PutObject",
+                            "Resource": "arn:{{ preflight_partition }}:s3:::{{ airflow_data_bucket }}/fargate/*",
+                        }
+                    ],
+                }
+            ],
+            # The workers start at zero (min 0 is the default; the count only matters when the service is
+            # created): books_etl's first task must make the autoscaling start one.
+            "airflow_nodes_worker_count": 0,
+        }
+    }
+}
+# The runtime evaluates alarms every 10 s instead of CloudWatch's minute (the publisher still puts the
+# demand once a minute): a scale-out from zero takes at most about 70 s, plus the worker's start.
+EMULATOR_ENV = {"EMBEDDED_AWS_ALARM_EVALUATION_SECONDS": "10"}
 # Every generated secret but the admin user's, rotated on the running stack.
 ROTATED = ["database", "broker", "fernet_key", "jwt_secret", "api_secret_key"]
 PAGE_COUNT = 3  # the fixture site has 3 catalogue pages, 12 book pages, 9 valid rows
 # watchtower (Airflow's CloudWatch handler) lists log groups before creating its own; the task role may
 # only create that one existing group instead, so this denial is by design (roles/airflow/vars/main.yml).
-EXPECTED_DENIALS = {("airflow-airflow-task", "logs:DescribeLogGroups")}
+EXPECTED_DENIALS = {
+    ("airflow-airflow-task", "logs:DescribeLogGroups"),
+    (FARGATE_ROLE, "logs:DescribeLogGroups"),
+    (FARGATE_ROLE, "secretsmanager:GetSecretValue"),  # fargate_task_roles' read_what_its_role_lacks, by design
+}
 
 for _path in (TESTS, TESTS / "dags"):
     if str(_path) not in sys.path:
@@ -76,6 +121,10 @@ class Result:
     ui_url: str = ""
     services: dict[str, dict] = field(default_factory=dict)  # DescribeServices, by service name
     tasks: dict[str, list[dict]] = field(default_factory=dict)  # DescribeTasks of the running tasks, by group
+    # The worker service before books_etl (desired, running: idle at zero) and its first task's start,
+    # in seconds after the trigger (the scale-out from zero).
+    idle_workers: tuple[int, int] | None = None
+    scale_out_seconds: float | None = None
     target_health: list[dict] = field(default_factory=list)
     discovery: dict[str, list[dict]] = field(default_factory=dict)  # Cloud Map name -> its instances
     migrate_tasks: list[dict] = field(default_factory=list)  # every migrate task ECS knows, after the re-run
@@ -85,6 +134,9 @@ class Result:
     rotation: dict = field(default_factory=dict)  # secrets_rotate of every secret on the running stack
     # image_packages on a worker: task id -> (state, log), and the deployed Airflow image
     image_packages: dict[str, tuple[str, str]] = field(default_factory=dict)
+    # fargate_task_roles on the AwsEcsExecutor: tasks (task id -> state, log, executor, executor_config), ecs_tasks
+    # (DescribeTasks), proofs (keys written), role_decisions (action, allowed), refused (the import error)
+    fargate: dict[str, Any] = field(default_factory=dict)
     airflow_image: str = ""
     rerun_changed: int | None = None  # changed= of a second site.yml while the stack runs
     restarted: list[str] = field(default_factory=list)  # task groups whose task the second run replaced
@@ -185,7 +237,7 @@ class E2ERun:
     def deploy(self) -> None:
         from ansible_runner import run_playbook  # noqa: PLC0415 - tests/ is on sys.path from here on
 
-        self.emulator = start_emulator(self.run_dir / "moto.log", runtime=True)
+        self.emulator = start_emulator(self.run_dir / "moto.log", env=EMULATOR_ENV, runtime=True)
         # As `make deploy` does: the playbooks run as a deployer holding exactly the deployer policy.
         policy = self.run_dir / "deployer-policy.json"
         play = run_playbook(
@@ -194,6 +246,9 @@ class E2ERun:
         if play.returncode != 0:
             raise RuntimeError(f"deployer_policy.yml failed (exit {play.returncode}):\n{play.output[-4000:]}")
         self.deployer_env = {**self.emulator.env(), **deployer_keys(self.emulator, policy, self.run_dir / "key.json")}
+        inventory = self.run_dir / "e2e-inventory.yml"
+        inventory.write_text(json.dumps(E2E_INVENTORY))  # JSON is YAML
+        self.deployer_env["ANSIBLE_INVENTORY"] = f"{ROOT / 'inventories' / 'emulator'},{inventory}"
         play = run_playbook("site.yml", self.deployer_env)
         if play.returncode != 0:
             raise RuntimeError(f"site.yml failed (exit {play.returncode}):\n{play.output[-4000:]}")
@@ -235,7 +290,7 @@ class E2ERun:
         """`make deploy-dags` while the stack runs: only the DAG bucket changes, and Airflow sees the new DAG."""
         from ansible_runner import run_playbook  # noqa: PLC0415
 
-        source = self.dag_folder(SHIPPED_DAG, ROTATION_DAG, PACKAGES_DAG)
+        source = self.dag_folder(SHIPPED_DAG, ROTATION_DAG, PACKAGES_DAG, FARGATE_DAG, ESCALATION_DAG)
         began = time.monotonic()
         play = run_playbook(
             "site.yml",
@@ -273,6 +328,56 @@ class E2ERun:
             taskDefinition=self.result.services["worker"]["taskDefinition"]
         )["taskDefinition"]
         self.result.airflow_image = definition["containerDefinitions"][0]["image"]
+
+    def run_fargate_tasks(self) -> None:
+        """Tasks on the AwsEcsExecutor: the scheduler runs each as an ECS task of its own (RunTask of <stack>-task
+        with the DAG's role as overrides.taskRoleArn), the agent runs it to its exit, the executor reads the exit
+        code back; one task writes with the DAG's role, the other is denied what the role lacks. A DAG asking for
+        that role is refused by the cluster policy (an import error)."""
+        assert self.emulator is not None
+        run = self.run_dag(FARGATE_DAG, {"secret_id": f"{CLUSTER}/admin"}, timeout=240, guard_schedule=False)
+        assert self.api is not None
+        markers = {"write_with_its_role": "wrote s3://", "read_what_its_role_lacks": "AccessDenied"}
+        deadline = time.monotonic() + 60
+        for ti in self.api.task_instances(FARGATE_DAG, run["dag_run_id"]):
+            while True:
+                text = self.api.task_log(FARGATE_DAG, run["dag_run_id"], ti["task_id"], 1)
+                if markers.get(ti["task_id"], "") in text or time.monotonic() > deadline:
+                    break
+                time.sleep(2)
+            self.result.fargate.setdefault("tasks", {})[ti["task_id"]] = {
+                "state": ti["state"],
+                "log": text,
+                "executor": ti.get("executor"),
+                "executor_config": ti.get("executor_config"),
+            }
+        # The run ends when the task instances do; each ECS task stops a moment later (its log shipped).
+        ecs, deadline = self.client("ecs"), time.monotonic() + 60
+        while True:
+            arns = ecs.list_tasks(cluster=CLUSTER, family=f"{CLUSTER}-task", desiredStatus="STOPPED")["taskArns"]
+            running = ecs.list_tasks(cluster=CLUSTER, family=f"{CLUSTER}-task", desiredStatus="RUNNING")["taskArns"]
+            if (len(arns) >= len(self.result.fargate["tasks"]) and not running) or time.monotonic() > deadline:
+                break
+            time.sleep(1)
+        self.result.fargate["ecs_tasks"] = ecs.describe_tasks(cluster=CLUSTER, tasks=arns)["tasks"] if arns else []
+        bucket = self.environment("worker")["AIRFLOW_VAR_ETL_DATA_BUCKET"]
+        listed = self.client("s3").list_objects_v2(Bucket=bucket, Prefix=f"fargate/{run['dag_run_id']}/")
+        self.result.fargate["proofs"] = [o["Key"] for o in listed.get("Contents", [])]
+        self.result.fargate["run_id"] = run["dag_run_id"]
+        assert self.emulator.iam_log is not None
+        decisions = [json.loads(line) for line in self.emulator.iam_log.read_text().splitlines()]
+        self.result.fargate["role_decisions"] = sorted(
+            {(d["action"], d["allowed"]) for d in decisions if f":assumed-role/{FARGATE_ROLE}/" in d["principal"]}
+        )
+        deadline = time.monotonic() + 60
+        while True:
+            errors = self.api.get("/api/v2/importErrors")["import_errors"]
+            refused = [e for e in errors if ESCALATION_DAG in e["filename"]]
+            if refused or time.monotonic() > deadline:
+                break
+            time.sleep(2)
+        self.result.fargate["refused"] = refused[0]["stack_trace"] if refused else ""
+        log(f"  {FARGATE_DAG} run {run['state']}; ECS tasks {len(self.result.fargate['ecs_tasks'])}")
 
     def rotate_secrets(self) -> None:
         """site.yml -e secrets_rotate=[every secret but the admin's] while the stack runs: a connection and a
@@ -449,7 +554,12 @@ class E2ERun:
         api.set_paused(dag_id, True)
         return finished
 
+    def worker_service(self) -> dict:
+        ecs = self.client("ecs")
+        return ecs.describe_services(cluster=CLUSTER, services=[f"{CLUSTER}-worker"])["services"][0]
+
     def run_books_etl(self) -> None:
+        """From zero workers: the run's demand makes the autoscaling start one, and the run succeeds."""
         site = self.start_site()
         conf = {
             "base_url": site,
@@ -458,8 +568,22 @@ class E2ERun:
             "http_backoff_seconds": 0.2,
             "request_timeout_seconds": 10,
         }
+        idle = self.worker_service()
+        self.result.idle_workers = (idle["desiredCount"], idle["runningCount"])
+        triggered = datetime.now(UTC)
         run = self.run_dag(DAG_ID, conf)
         self.result.dag_run = run
+        ecs = self.client("ecs")
+        arns = ecs.list_tasks(cluster=CLUSTER, serviceName=f"{CLUSTER}-worker")["taskArns"]
+        workers = ecs.describe_tasks(cluster=CLUSTER, tasks=arns)["tasks"] if arns else []
+        started = sorted(t["startedAt"] for t in workers if t.get("startedAt"))
+        if started:
+            self.result.scale_out_seconds = round((started[0] - triggered).total_seconds(), 1)
+            log(f"  the first worker ran {self.result.scale_out_seconds} s after the trigger (from zero workers)")
+        self.result.tasks["worker"] = [t for t in workers if t["lastStatus"] == "RUNNING"]
+        for task in self.emulator.runtime()["tasks"].values():
+            if task["lastStatus"] == "RUNNING" and task["group"] == f"service:{CLUSTER}-worker":
+                self.result.task_environ["worker"] = task
         assert self.api is not None
         self.result.task_instances = self.api.task_instances(DAG_ID, run["dag_run_id"])
         states = {f"{ti['task_id']}[{ti['map_index']}]": ti["state"] for ti in self.result.task_instances}
@@ -670,6 +794,7 @@ class E2ERun:
             self.step("migrate again", self.rerun_migrate)
             self.step("deploy dags alone", self.deploy_dags_alone)
             self.step("image packages", self.run_image_packages)
+            self.step("fargate tasks", self.run_fargate_tasks)
             self.step("rotate secrets", self.rotate_secrets)
             self.step("task logs", self.read_task_logs)
             self.step("s3 outputs", self.read_outputs)
@@ -702,6 +827,10 @@ def summary(result: Result) -> str:
     lines.append(f"  UI: {result.ui_url}")
     if result.dag_run:
         lines.append(f"  {DAG_ID} run {result.dag_run.get('dag_run_id')}: {result.dag_run.get('state')}")
+    lines.append(
+        f"  workers before {DAG_ID} (desired, running): {result.idle_workers}; first worker running "
+        f"{result.scale_out_seconds} s after the trigger"
+    )
     lines.append(f"  data bucket objects: {len(result.data_keys)}; curated rows: {result.parquet_rows}")
     lines.append(f"  task logs read: {len(result.task_logs)}; container log streams: {len(result.container_logs)}")
     lines.append(f"  screenshot: {result.screenshot}")

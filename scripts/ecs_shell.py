@@ -19,6 +19,8 @@ from pathlib import Path
 import boto3
 
 ROOT = Path(__file__).resolve().parent.parent
+# Components that run as containers of another service's task (airflow_nodes_colocate): that service.
+COLOCATED_IN = {"dag-processor": "scheduler", "triggerer": "scheduler"}
 PLUGIN_DOCS = (
     "https://docs.aws.amazon.com/systems-manager/latest/userguide/session-manager-working-with-install-plugin.html"
 )
@@ -37,6 +39,15 @@ def inventory_settings(inventory: str) -> tuple[str, str, bool]:
         hostvars.get("aws_region", "us-east-1"),
         bool(hostvars.get("aws_is_emulator", False)),
     )
+
+
+def service_of(ecs, cluster: str, stack: str, node: str) -> str:
+    """The service whose task runs the node: its own, or the one it is a container of (airflow_nodes_colocate)."""
+    own = f"{stack}-{node}"
+    found = ecs.describe_services(cluster=cluster, services=[own])["services"]
+    if node in COLOCATED_IN and not any(s["status"] == "ACTIVE" for s in found):
+        return f"{stack}-{COLOCATED_IN[node]}"
+    return own
 
 
 def running_task(ecs, cluster: str, service: str) -> str:
@@ -78,10 +89,12 @@ def main(argv: list[str] | None = None) -> int:
             f"plugin: {PLUGIN_DOCS})"
         )
     ecs = boto3.client("ecs", region_name=region)
-    task = running_task(ecs, stack, f"{stack}-{args.service}")
+    service = service_of(ecs, stack, stack, args.service)
+    task = running_task(ecs, stack, service)
     command = ["aws", "ecs", "execute-command", "--region", region, "--cluster", stack, "--task", task,
                "--container", args.service, "--interactive", "--command", args.command]  # fmt: skip
-    print(f"ECS Exec into {task.rsplit('/', 1)[-1]} ({stack}-{args.service}); the session is recorded", flush=True)
+    print(f"ECS Exec into {task.rsplit('/', 1)[-1]} ({service}, container {args.service}); the session is recorded",
+          flush=True)  # fmt: skip
     os.execvp(command[0], command)
     return 0  # not reached
 

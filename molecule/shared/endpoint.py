@@ -337,9 +337,9 @@ def describe(state_file: Path, stack: str, services: list[str]) -> dict[str, Any
         out["nat_instances"] = len(
             [
                 i
-                for r in ec2.describe_instances(
-                    Filters=[*in_vpc, {"Name": "tag:airflow-ecs:tier", "Values": ["nat"]}]
-                )["Reservations"]
+                for r in ec2.describe_instances(Filters=[*in_vpc, {"Name": "tag:airflow-ecs:tier", "Values": ["nat"]}])[
+                    "Reservations"
+                ]
                 for i in r["Instances"]
                 if i["State"]["Name"] in ("pending", "running")
             ]

@@ -50,7 +50,6 @@ def ecs_container_definition(
         "image": spec["image"],
         "essential": essential,
         "cpu": int(spec["cpu"]),
-        "memory": int(spec["memory"]),
         "environment": [{"name": k, "value": str(v)} for k, v in sorted(spec.get("environment", {}).items())],
         "secrets": [{"name": k, "valueFrom": v} for k, v in sorted(spec.get("secrets", {}).items())],
         "portMappings": [{"containerPort": int(p), "hostPort": int(p), "protocol": "tcp"} for p in ports],
@@ -65,6 +64,10 @@ def ecs_container_definition(
             },
         },
     }
+    if spec.get("memory"):
+        definition["memory"] = int(spec["memory"])
+    if spec.get("memory_reservation"):
+        definition["memoryReservation"] = int(spec["memory_reservation"])
     if spec.get("command"):
         definition["command"] = [str(c) for c in spec["command"]]
     if spec.get("user"):
@@ -78,17 +81,20 @@ def ecs_container_definition(
 
 
 def ecs_task_containers(spec: dict, stack_name: str, region: str) -> list[dict[str, Any]]:
-    """Every container of a service's task: the essential one, then its `sidecars` (non-essential).
+    """Every container of a service's task: the service's own, then its `sidecars`.
 
-    A sidecar runs the service's image with its own command, environment and secrets, and logs to the
-    service's log group under its own name. Fargate refuses container memory (or CPU) adding up to
-    more than the task's, so the essential container gets the task's size minus the sidecars'.
+    A sidecar runs the service's image with its own command, environment and secrets, and logs to its
+    `log_component`'s log group (the service's by default) under its own name. It is non-essential
+    unless `essential: true` (then its exit stops the task and its `health_check` counts for the task's
+    health, as ECS does). A sidecar has a hard `memory` limit or only a `memory_reservation` (soft: it may
+    use more while the task has it). Fargate refuses reservations (hard limits count as such) adding up to
+    more than the task's memory, so the service's own container gets the task's size minus the sidecars'.
     """
     sidecars = spec.get("sidecars") or []
     main = {
         **spec,
         "cpu": int(spec["cpu"]) - sum(int(s.get("cpu", 0)) for s in sidecars),
-        "memory": int(spec["memory"]) - sum(int(s["memory"]) for s in sidecars),
+        "memory": int(spec["memory"]) - sum(ecs_sidecar_memory(s) for s in sidecars),
     }
     if main["cpu"] < 0 or main["memory"] < 128:
         raise ValueError(
@@ -101,20 +107,27 @@ def ecs_task_containers(spec: dict, stack_name: str, region: str) -> list[dict[s
                 "name": sidecar["name"],
                 "image": spec["image"],
                 "cpu": sidecar.get("cpu", 0),
-                "memory": sidecar["memory"],
+                "memory": sidecar.get("memory"),
+                "memory_reservation": sidecar.get("memory_reservation"),
                 "command": sidecar.get("command", []),
                 "environment": sidecar.get("environment", {}),
                 "secrets": sidecar.get("secrets", {}),
+                "health_check": sidecar.get("health_check"),
                 "stop_timeout": sidecar.get("stop_timeout", 10),
-                "log_component": spec.get("log_component") or spec["name"],
+                "log_component": sidecar.get("log_component") or spec.get("log_component") or spec["name"],
             },
             stack_name,
             region,
             stream_prefix=spec["name"],
-            essential=False,
+            essential=bool(sidecar.get("essential", False)),
         )
         containers.append(definition)
     return containers
+
+
+def ecs_sidecar_memory(sidecar: dict) -> int:
+    """The memory a sidecar takes from the task (MiB): its hard limit, else its reservation."""
+    return int(sidecar.get("memory") or sidecar.get("memory_reservation") or 0)
 
 
 def ecs_scaled_count(current: int | str | None, spec: dict) -> int:
@@ -140,4 +153,5 @@ class FilterModule:
             "ecs_container_definition": ecs_container_definition,
             "ecs_scaled_count": ecs_scaled_count,
             "ecs_task_containers": ecs_task_containers,
+            "ecs_sidecar_memory": ecs_sidecar_memory,
         }

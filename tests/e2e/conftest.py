@@ -20,6 +20,9 @@ def e2e():
     """Deploy to a private emulator, run everything, stop everything; the tests read the Result."""
     from e2e.runner import E2ERun, summary  # noqa: PLC0415 - only when the run is wanted
 
-    result = E2ERun().run_all()
-    print(summary(result), flush=True)
+    run = E2ERun()
+    result = run.run_all()
+    text = summary(result)
+    print(text, flush=True)
+    (run.artifacts / "summary.txt").write_text(text + "\n")  # beside the run's logs: its figures after a CI run
     return result

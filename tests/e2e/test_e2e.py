@@ -13,10 +13,10 @@ from urllib.parse import urlsplit
 import pytest
 from books_support import EXPECTED_REPORT_LINES, EXPECTED_SUMMARY, PNG_MAGIC
 
-from e2e.runner import CLUSTER, DAG_ID, PAGE_COUNT, SERVICES, Result
+from e2e.runner import CLUSTER, CONTAINERS, DAG_ID, FARGATE_ROLE, PAGE_COUNT, SERVICES, Result
 from embedded_aws.processes import leftovers
 
-API_SERVERS = 2  # airflow_nodes_api_server_count's default: the UI survives the loss of one task or AZ
+API_SERVERS = 1  # airflow_nodes_api_server_count's default (a rolling deploy starts the new one first)
 
 
 def reached(result: Result, *steps: str) -> None:
@@ -42,6 +42,9 @@ def test_ecs_reports_every_service_running_and_healthy(e2e: Result) -> None:
     assert set(e2e.services) == set(SERVICES)
     for name, service in e2e.services.items():
         assert service["status"] == "ACTIVE", name
+        if name == "worker":  # autoscaled from zero: none while nothing is queued (the scale-out test below)
+            assert service["desiredCount"] == service["runningCount"] == 0, service
+            continue
         count = API_SERVERS if name == "api-server" else 1
         assert service["runningCount"] == service["desiredCount"] == count, name
         assert service["pendingCount"] == 0, name
@@ -52,11 +55,23 @@ def test_ecs_reports_every_service_running_and_healthy(e2e: Result) -> None:
             assert task["lastStatus"] == "RUNNING" and task["healthStatus"] == "HEALTHY", (name, task)
             assert task["startedBy"] == deployment["id"], name
             containers = {c["name"]: c for c in task["containers"]}
-            # The node's own container, and beside every Airflow node's (not Flower's) its metrics sidecar.
-            assert set(containers) == ({name} if name in ("flower", "rabbitmq") else {name, "metrics"}), name
+            # The node's own container, every Airflow node's metrics sidecar, the scheduler's colocated ones.
+            assert set(containers) == CONTAINERS[name], name
             main = containers[name]
-            assert main["lastStatus"] == "RUNNING" and main["healthStatus"] == "HEALTHY", name
+            assert main["lastStatus"] == "RUNNING" and main.get("healthStatus", "HEALTHY") == "HEALTHY", name
             assert all(c["lastStatus"] == "RUNNING" and "exitCode" not in c for c in containers.values()), name
+
+
+def test_workers_idle_at_zero_and_the_first_task_makes_the_autoscaling_start_one(e2e: Result) -> None:
+    """The policy that ships, applied by the local runtime as CloudWatch and Application Auto Scaling would:
+    the worker-demand container publishes ceil(active / concurrency), the alarm runs the step policy, ECS
+    starts a worker, and books_etl succeeds on it."""
+    reached(e2e, "books_etl run")
+    assert e2e.idle_workers == (0, 0)
+    assert e2e.scale_out_seconds is not None and 0 < e2e.scale_out_seconds < 240, e2e.scale_out_seconds
+    [worker] = e2e.tasks["worker"]
+    assert worker["lastStatus"] == "RUNNING" and worker.get("healthStatus") != "UNHEALTHY", worker
+    assert {c["name"] for c in worker["containers"]} == CONTAINERS["worker"]
 
 
 def test_a_second_deploy_changes_nothing_and_restarts_nothing(e2e: Result) -> None:
@@ -89,6 +104,39 @@ def test_workers_run_the_images_package_set_not_the_tool_chains(e2e: Result) -> 
     state, text = e2e.image_packages["missing_package"]
     assert state == "failed", text[-3000:]
     assert "No module named 'polars'" in text, text[-3000:]
+
+
+def test_tasks_on_the_ecs_executor_run_as_fargate_tasks_with_their_dags_role(e2e: Result) -> None:
+    """fargate_task_roles on the AwsEcsExecutor: each task a RunTask of the scheduler's (<stack>-task with the role
+    the e2e inventory maps the DAG to as overrides.taskRoleArn), run to its exit by the agent and read back by the
+    executor. The task that writes under fargate/ succeeds; the one reading the admin secret fails with
+    AccessDenied in its log; IAM judged both as that role. A DAG naming that role is refused at parsing."""
+    reached(e2e, "fargate tasks")
+    fargate = e2e.fargate
+    tasks = fargate["tasks"]
+    assert {task: t["state"] for task, t in tasks.items()} == {
+        "write_with_its_role": "success",
+        "read_what_its_role_lacks": "failed",
+    }, {task: t["log"][-3000:] for task, t in tasks.items()}
+    assert all(t["executor"] == "AwsEcsExecutor" for t in tasks.values()), tasks
+    assert "wrote s3://" in tasks["write_with_its_role"]["log"]
+    assert "AccessDenied" in tasks["read_what_its_role_lacks"]["log"], tasks["read_what_its_role_lacks"]["log"][-3000:]
+    role_arn_end = f":role/{CLUSTER}-tasks/{FARGATE_ROLE}"
+    # The cluster policy set the DAG's role in executor_config, the executor passed it to RunTask.
+    assert all(role_arn_end in str(t["executor_config"]) for t in tasks.values()), tasks
+    ecs_tasks = fargate["ecs_tasks"]
+    assert len(ecs_tasks) == 2, ecs_tasks
+    for task in ecs_tasks:
+        assert task["taskDefinitionArn"].rsplit("/", 1)[-1].startswith(f"{CLUSTER}-task:"), task
+        assert task["overrides"]["taskRoleArn"].endswith(role_arn_end), task["overrides"]
+        assert task["lastStatus"] == "STOPPED" and task["stopCode"] == "EssentialContainerExited", task
+        # The Task SDK reports the task's state itself: its process exits 0 for a failed task too.
+        assert [c["exitCode"] for c in task["containers"]] == [0], task["containers"]
+    assert fargate["proofs"] == [f"fargate/{e2e.fargate['run_id']}/proof.txt"], fargate["proofs"]
+    decisions = dict(fargate["role_decisions"])
+    assert decisions["s3:PutObject"] is True and decisions["secretsmanager:GetSecretValue"] is False, decisions
+    assert "names the task role of other DAGs" in fargate["refused"], fargate["refused"][-3000:]
+    print(f"fargate tasks: {e2e.timings['fargate tasks']:.1f} s")
 
 
 def test_a_rotation_of_every_secret_reaches_rds_the_broker_and_the_data(e2e: Result) -> None:
@@ -152,7 +200,8 @@ def test_airflow_metrics_reach_cloudwatch_through_each_nodes_metrics_sidecar(e2e
         assert metrics.get(heartbeat, {}).get("sum", 0) > 0, (heartbeat, sorted(metrics))
     # Sent by the task runner in the worker's processes: at least the books_etl run's task instances.
     assert metrics["ti_successes"]["sum"] >= len(e2e.task_instances), metrics["ti_successes"]
-    assert "pool.queued_slots" in metrics and "executor.open_slots" in metrics
+    # With more than one executor (Celery and the AwsEcsExecutor) Airflow names each one's: executor.open_slots.<class>.
+    assert "pool.queued_slots" in metrics and "executor.open_slots.CeleryExecutor" in metrics, sorted(metrics)
     # The scheduler's sidecar samples the broker and (with the task role, under enforced IAM) ECS.
     assert metrics["RunningWorkers"]["max"] >= 1 and "WorkerShortfall" in metrics
     assert "BrokerQueueDepth{Queue=default}" in metrics

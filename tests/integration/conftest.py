@@ -28,7 +28,7 @@ CREDENTIALS_TOKEN = "task-credentials-token"
 IAM_LOG = "iam.jsonl"  # in the stack's work directory: the emulator writes it, Deployer.requests reads it
 PROBE = ROOT / "tests" / "task_role_probe.py"
 REMOVED_FOR_THE_DENIAL_TEST = "secretsmanager:CreateSecret"
-TASK_ROLES = ("airflow-airflow-task", "airflow-ecs-execution", "airflow-worker-demand")
+TASK_ROLES = ("airflow-airflow-task", "airflow-ecs-execution")
 
 
 @dataclass
@@ -171,8 +171,9 @@ def deployed(stack_emulator: Emulator, deployer: Deployer) -> Deployment:
 def featured(deployed: Deployment, tmp_path_factory: pytest.TempPathFactory) -> Featured:
     """Two more runs on the deployed stack, requested only by tests that run after every reader of the default stack.
 
-    `features` turns on HTTPS, restricted CIDRs, worker autoscaling (0-4) and an alarm e-mail and
-    rotates one secret (ROTATED); `upgraded` then changes only
+    `features` turns on HTTPS, restricted CIDRs, an alarm e-mail and Flower, moves the dag-processor and
+    the triggerer out of the scheduler's task into services of their own, narrows worker autoscaling from
+    0-4 to 1-3 and rotates one secret (ROTATED); `upgraded` then changes only
     the Airflow image, so it also proves the features re-run without changes.
     """
     emulator, env = deployed.emulator, deployed.deployer.env
@@ -181,8 +182,10 @@ def featured(deployed: Deployment, tmp_path_factory: pytest.TempPathFactory) -> 
         **RESIZED_WORKER,
         "load_balancer_certificate_arn": certificate_arn,
         "network_alb_allowed_cidrs": ALLOWED_CIDRS,
-        "airflow_nodes_worker_min_count": 0,
-        "airflow_nodes_worker_max_count": 4,
+        "airflow_nodes_worker_min_count": 1,
+        "airflow_nodes_worker_max_count": 3,
+        "airflow_nodes_colocate": False,
+        "airflow_nodes_flower_enabled": True,
         "monitoring_alarm_emails": [ALARM_EMAIL],
     }
     scaling = emulator.client("application-autoscaling")
@@ -210,6 +213,13 @@ def featured(deployed: Deployment, tmp_path_factory: pytest.TempPathFactory) -> 
         image_of_tag(emulator, "airflow/airflow", "3.3.2-", exclude=old_image),
         str(recipe),
     )
+
+
+def runs_component(container: dict, command: list[str]) -> bool:
+    """The container runs `command`: as it is, or (the dag-processor, with the ECS executor) at the end of a
+    `bash -c` script that first writes the cluster policy."""
+    given = container["command"]
+    return given == command or (given[:2] == ["bash", "-c"] and given[2].endswith("exec airflow " + " ".join(command)))
 
 
 def changed_tasks(output: str) -> list[tuple[str, str]]:
@@ -335,7 +345,7 @@ def run_task_role_probes(emulator: Emulator, credentials_port: int) -> dict[str,
         "airflow_task_logs": ("airflow-airflow-task", ["/ecs/airflow/tasks"]),
         "airflow_buckets": ("airflow-airflow-task", [buckets["dags"], buckets["data"]]),
         "execution_secrets": ("airflow-ecs-execution", secrets),
-        "worker_demand": ("airflow-worker-demand", ["airflow-ecs/airflow"]),
+        "worker_demand": ("airflow-airflow-task", ["airflow-ecs/airflow"]),  # the scheduler task's publisher
     }
     results = {}
     for probe, (role, args) in probes.items():

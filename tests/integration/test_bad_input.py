@@ -90,6 +90,13 @@ BAD_INPUTS = {
         "offers only 3",
     ),
     "nat-per-az-a-string": ({"network_nat_per_az": "false"}, "network_nat_per_az", "must be a boolean"),
+    "egress-unknown": ({"network_egress": "nat"}, "network_egress", "one of ['nat_instance', 'nat_gateway']"),
+    "egress-a-boolean": ({"network_egress": True}, "network_egress", "must be a string"),
+    "nat-instance-type-x86": (
+        {"network_nat_instance_type": "t3.nano"},
+        "network_nat_instance_type",
+        "an arm64 (Graviton) instance type, as the NAT instance runs Amazon Linux 2023 for arm64: one of t4g.nano,",
+    ),
     "alb-cidr-invalid": ({"network_alb_allowed_cidrs": ["everyone"]}, "network_alb_allowed_cidrs", "item 'everyone'"),
     "alb-cidrs-a-string": ({"network_alb_allowed_cidrs": "0.0.0.0/0"}, "network_alb_allowed_cidrs", "must be a list"),
     # stack-wide
@@ -173,6 +180,52 @@ BAD_INPUTS = {
         "the same bucket as airflow_dag_bucket",
     ),
     "retain-a-string": ({"airflow_retain_data_bucket": "true"}, "airflow_retain_data_bucket", "must be a boolean"),
+    # the AwsEcsExecutor and its task roles
+    "ecs-executor-switch-a-string": (
+        {"airflow_ecs_executor_enabled": "yes"},
+        "airflow_ecs_executor_enabled",
+        "must be a boolean",
+    ),
+    "ecs-executor-size": (
+        {"airflow_ecs_executor_cpu": 256, "airflow_ecs_executor_memory": 4096},
+        "airflow_ecs_executor_memory",
+        "allowed 512, 1024, 2048 MiB",
+    ),
+    "task-roles-not-a-list": ({"airflow_task_roles": {"name": "etl"}}, "airflow_task_roles", "must be a list"),
+    "task-roles-name-pattern": (
+        {"airflow_task_roles": [{"name": "ETL_team", "dags": ["books_etl"], "statements": []}]},
+        "airflow_task_roles",
+        "entry ETL_team: name must be 1-30 characters of a-z, 0-9 and hyphens",
+    ),
+    "task-roles-dags-not-a-list": (
+        {"airflow_task_roles": [{"name": "etl", "dags": "books_etl", "statements": []}]},
+        "airflow_task_roles",
+        "entry etl: dags must be a non-empty list of DAG ids",
+    ),
+    "task-roles-statements-not-mappings": (
+        {"airflow_task_roles": [{"name": "etl", "dags": ["books_etl"], "statements": ["s3:PutObject"]}]},
+        "airflow_task_roles",
+        "statements must be a list of IAM policy statements: mappings with Effect (Allow or Deny), Action and Resource",
+    ),
+    "task-roles-statement-allows-everything": (
+        {
+            "airflow_task_roles": [
+                {"name": "etl", "dags": ["x"], "statements": [{"Effect": "Allow", "Action": "*", "Resource": "*"}]}
+            ]
+        },
+        "airflow_task_roles",
+        "none allowing every action (Action *)",
+    ),
+    "task-roles-dag-in-two-entries": (
+        {
+            "airflow_task_roles": [
+                {"name": "etl", "dags": ["books_etl"], "statements": []},
+                {"name": "reports", "dags": ["books_etl"], "statements": []},
+            ]
+        },
+        "airflow_task_roles",
+        "DAG books_etl in more than one entry",
+    ),
     "rollout-timeout-too-short": ({"ecs_service_rollout_timeout": 5}, "ecs_service_rollout_timeout", "at least 60"),
     "alarm-email-invalid": ({"monitoring_alarm_emails": ["oncall"]}, "monitoring_alarm_emails", "an e-mail address"),
     "alarm-minutes-not-periods": (
@@ -221,6 +274,17 @@ BAD_INPUTS = {
         {"airflow_nodes_worker_min_count": 3, "airflow_nodes_worker_max_count": 1},
         "airflow_nodes_worker_max_count",
         "at least airflow_nodes_worker_min_count (3)",
+    ),
+    "workers-never-run": (
+        {"airflow_nodes_worker_min_count": 0, "airflow_nodes_worker_max_count": 0, "airflow_nodes_worker_count": 0},
+        "airflow_nodes_worker_max_count",
+        "no worker could ever run",
+    ),
+    "cpu-architecture-unknown": ({"ecs_cpu_architecture": "ARM"}, "ecs_cpu_architecture", "one of ['ARM64', 'X86_64']"),
+    "build-of-another-architecture": (
+        {"images_build_environment_type": "LINUX_CONTAINER"},
+        "images_build_environment_type",
+        "builds amd64 images but ecs_cpu_architecture is ARM64",
     ),
     # images
     "images-source-unknown": ({"images_source": "quay"}, "images_source", "one of ['ecr', 'docker-hub']"),

@@ -161,10 +161,10 @@ def test_the_deployer_policy_grants_what_its_actions_depend_on(deployer):
     assert missing == []
 
 
-@pytest.mark.parametrize("role", ["airflow-airflow-task", "airflow-ecs-execution", "airflow-worker-demand"])
+@pytest.mark.parametrize("role", ["airflow-airflow-task", "airflow-ecs-execution"])
 def test_each_task_role_policy_is_scoped(switched, role):
-    # The worker-demand role may put metrics only into the stack's namespace: PutMetricData takes no
-    # resource, so its "*" is narrowed by the cloudwatch:namespace condition instead.
+    # The task role may put metrics only into the stack's namespace: PutMetricData takes no resource, so
+    # its "*" is narrowed by the cloudwatch:namespace condition instead.
     policy = switched.task_role_policies[role]
     broad = {
         s.get("Sid")

@@ -22,7 +22,10 @@ ROOT = Path(__file__).resolve().parents[2]
 NAMESPACE = "airflow-ecs/airflow"
 ALLOW_LIST = yaml.safe_load((ROOT / "roles/airflow/defaults/main.yml").read_text())["airflow_metrics_allow_list"]
 STACK_SAMPLES = {"BrokerQueueDepth", "RunningWorkers", "WorkerShortfall", "DesiredWorkers", "ActiveTasks"}
-NODES_WITH_METRICS = ["api-server", "scheduler", "dag-processor", "triggerer", "worker"]
+# The default stack's services with Airflow metrics; the dag-processor and the triggerer are containers of
+# the scheduler's task and send to its sidecar (one StatsD port per task network).
+NODES_WITH_METRICS = ["api-server", "scheduler", "worker"]
+COLOCATED = ["dag-processor", "triggerer"]
 ALARMS = {
     "scheduler-heartbeat",
     "queued-tasks",
@@ -62,16 +65,26 @@ def assert_published(namespace: str, name: str, dimensions: dict[str, str], stac
 
 def test_every_airflow_node_relays_its_metrics_through_a_sidecar(deployed):
     ecs = deployed.emulator.client("ecs")
-    for node in [*NODES_WITH_METRICS, "flower", "rabbitmq"]:
+    for node in [*NODES_WITH_METRICS, "rabbitmq"]:
         definition = ecs.describe_task_definition(taskDefinition=f"airflow-{node}")["taskDefinition"]
         containers = {c["name"]: c for c in definition["containerDefinitions"]}
-        if node not in NODES_WITH_METRICS:  # Flower and RabbitMQ send no Airflow metrics
+        if node not in NODES_WITH_METRICS:  # RabbitMQ sends no Airflow metrics
             assert list(containers) == [node]
             continue
         main, sidecar = containers[node], containers["metrics"]
         assert main["essential"] is True and sidecar["essential"] is False
-        # Fargate refuses containers that add up to more than the task.
-        assert main["memory"] + sidecar["memory"] == int(definition["memory"])
+        # The scheduler's task also runs the worker-demand publisher (the workers are autoscaled by default).
+        scheduler_only = [*COLOCATED, "worker-demand"] if node == "scheduler" else []
+        assert set(containers) == {node, "metrics", *scheduler_only}
+        # Fargate refuses reservations (hard limits count as such) adding up to more than the task.
+        reserved = [c.get("memory") or c["memoryReservation"] for c in containers.values()]
+        assert sum(reserved) == int(definition["memory"]), containers
+        for name in COLOCATED if node == "scheduler" else []:
+            env = {e["name"]: e["value"] for e in containers[name]["environment"]}
+            assert containers[name]["essential"] is True and "memory" not in containers[name]
+            assert (
+                env["AIRFLOW__METRICS__STATSD_HOST"] == "localhost" and env["AIRFLOW__METRICS__STATSD_PORT"] == "8125"
+            )
         assert sidecar["image"] == main["image"] and sidecar["command"][:2] == ["python", "-c"]
         main_env = {e["name"]: e["value"] for e in main["environment"]}
         sidecar_env = {e["name"]: e["value"] for e in sidecar["environment"]}
@@ -100,9 +113,12 @@ def test_the_task_role_may_put_metrics_only_into_the_stack_namespace(deployed):
 
 @pytest.fixture(scope="module")
 def alarms(deployed) -> dict[str, dict]:
+    """The monitoring role's alarms (not the worker scaling alarm, whose action is the scaling policy)."""
     cloudwatch = deployed.emulator.client("cloudwatch")
     found = cloudwatch.describe_alarms(AlarmNamePrefix="airflow-")["MetricAlarms"]
-    return {a["AlarmName"].removeprefix("airflow-"): a for a in found}
+    scaling = [a for a in found if any(":autoscaling:" in action for action in a["AlarmActions"])]
+    assert [a["AlarmName"] for a in scaling] == ["airflow-worker-demand"]  # the workers autoscale by default
+    return {a["AlarmName"].removeprefix("airflow-"): a for a in found if a not in scaling}
 
 
 def test_each_alarm_watches_a_published_metric_and_notifies_the_topic(deployed, alarms, stack_dimensions):

@@ -21,9 +21,8 @@ from ansible_runner import run_module_with_output
 pytestmark = pytest.mark.xdist_group("deployed_stack")
 
 STACK = "airflow"
-AIRFLOW_SERVICES = [
-    f"{STACK}-{n}" for n in ["api-server", "scheduler", "dag-processor", "triggerer", "worker", "flower"]
-]
+# The default stack's services (the scheduler's task runs the dag-processor and the triggerer; no Flower).
+AIRFLOW_SERVICES = [f"{STACK}-{n}" for n in ["api-server", "scheduler", "worker"]]
 ALL_SERVICES = sorted([*AIRFLOW_SERVICES, f"{STACK}-rabbitmq"])
 DATABASE = f"{STACK}-metadata"
 
@@ -133,11 +132,12 @@ def test_the_audit_covers_the_whole_stack(aws):
     assert [db["DBInstanceIdentifier"] for db in audit._stack_db_instances(aws.rds, STACK)] == [DATABASE]
     assert sorted(tags[audit.BUCKET_PURPOSE_TAG] for _, tags in audit._stack_buckets(aws.s3, STACK)) == ["dags", "data"]
     families = {arn.rsplit("/", 1)[-1].split(":")[0] for arn in audit._stack_task_definition_arns(aws.ecs, STACK)}
-    assert families == {*ALL_SERVICES, f"{STACK}-migrate"}
+    assert families == {*ALL_SERVICES, f"{STACK}-migrate", f"{STACK}-task"}  # the ECS executor's one-off task
     assert audit._stack_role_names(aws.iam, aws.ecs, STACK) == [
         f"{STACK}-airflow-task",
         f"{STACK}-ecs-execution",
         f"{STACK}-image-build",
+        f"{STACK}-task",  # the ECS executor's default task role
     ]
     groups = {g["GroupName"] for g in audit._stack_security_groups(aws.ec2, STACK)}
     assert groups >= {f"{STACK}-{tier}" for tier in ["alb", "airflow", "broker", "database"]}
@@ -208,7 +208,7 @@ def _update_network(aws: Clients, service: str, change) -> dict:
 
 @restores("reachable")
 def test_a_service_with_a_public_ip_is_named(aws):
-    service = f"{STACK}-flower"
+    service = f"{STACK}-worker"
     original = _update_network(aws, service, lambda net: net.update(assignPublicIp="ENABLED"))
     try:
         found = audit.internet_reachable_internals(aws.ec2, aws.ecs, aws.rds, STACK)
@@ -261,7 +261,9 @@ def test_private_subnets_routed_to_the_internet_gateway_expose_every_service_and
         assert db_subnets == private
     finally:
         aws.ec2.replace_route(
-            RouteTableId=table["RouteTableId"], DestinationCidrBlock="0.0.0.0/0", NatGatewayId=default["NatGatewayId"]
+            RouteTableId=table["RouteTableId"],
+            DestinationCidrBlock="0.0.0.0/0",
+            **{key: default[key] for key in ("NatGatewayId", "NetworkInterfaceId") if key in default},
         )
     [table_after] = aws.ec2.describe_route_tables(RouteTableIds=[table["RouteTableId"]])["RouteTables"]
     assert table_after["Routes"] == table["Routes"]

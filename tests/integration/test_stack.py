@@ -11,7 +11,7 @@ import re
 
 import pytest
 from ansible_runner import run_playbook
-from conftest import RESIZED_WORKER, changed_tasks
+from conftest import RESIZED_WORKER, changed_tasks, runs_component
 from cryptography.fernet import Fernet
 
 pytestmark = pytest.mark.xdist_group("deployed_stack")
@@ -109,7 +109,9 @@ def _default_route_targets(ec2, vpc, tier: str) -> set[str]:
         assert len(tables) == 1, f"{tier} subnet {subnet['SubnetId']} has no explicit route table"
         default = [r for r in tables[0]["Routes"] if r.get("DestinationCidrBlock") == "0.0.0.0/0"]
         assert len(default) == 1
-        targets.add(default[0].get("GatewayId") or default[0].get("NatGatewayId"))
+        targets.add(
+            default[0].get("GatewayId") or default[0].get("NatGatewayId") or default[0].get("NetworkInterfaceId")
+        )
     return targets
 
 
@@ -118,12 +120,21 @@ def test_public_subnets_route_to_the_internet_gateway(ec2, vpc):
     assert _default_route_targets(ec2, vpc, "public") == {igw["InternetGateways"][0]["InternetGatewayId"]}
 
 
-def test_private_subnets_route_to_a_nat_gateway_in_a_public_subnet(ec2, vpc):
+def test_private_subnets_route_to_a_nat_instance_in_a_public_subnet(ec2, vpc):
+    """network_egress nat_instance (the default): the private default route goes to the NAT instance's
+    interface; the instance forwards (source/destination check off) and keeps an Elastic IP."""
     targets = _default_route_targets(ec2, vpc, "private")
-    assert len(targets) == 1 and next(iter(targets)).startswith("nat-")
-    nat = ec2.describe_nat_gateways(NatGatewayIds=list(targets))["NatGateways"][0]
-    public = ec2.describe_subnets(SubnetIds=[nat["SubnetId"]])["Subnets"][0]
+    assert len(targets) == 1 and next(iter(targets)).startswith("eni-")
+    [interface] = ec2.describe_network_interfaces(NetworkInterfaceIds=list(targets))["NetworkInterfaces"]
+    [instance] = ec2.describe_instances(InstanceIds=[interface["Attachment"]["InstanceId"]])["Reservations"][0][
+        "Instances"
+    ]
+    assert instance["State"]["Name"] == "running" and instance["SourceDestCheck"] is False
+    assert instance["InstanceType"] == "t4g.nano" and instance["MetadataOptions"]["HttpTokens"] == "required"
+    public = ec2.describe_subnets(SubnetIds=[instance["SubnetId"]])["Subnets"][0]
     assert _tag(public, "airflow-ecs:tier") == "public"
+    addresses = ec2.describe_addresses(Filters=[{"Name": "instance-id", "Values": [instance["InstanceId"]]}])
+    assert len(addresses["Addresses"]) == 1
 
 
 @pytest.mark.parametrize(
@@ -263,7 +274,10 @@ def test_broker_service_is_private_registered_in_cloud_map_and_uses_secrets(depl
 
 
 # --- The Airflow platform of the deployed stack: services, wiring, ALB, migration order, targeted updates.
-AIRFLOW_NODES = ["api-server", "scheduler", "dag-processor", "triggerer", "worker", "flower"]
+# The default stack: the scheduler's task also runs the dag-processor and the triggerer (airflow_nodes_colocate),
+# Flower is off, the workers are autoscaled by the worker-demand publisher. test_stack_features: the other way.
+AIRFLOW_SERVICES = ["api-server", "scheduler", "worker"]
+AIRFLOW_NODES = ["api-server", "scheduler", "dag-processor", "triggerer", "worker"]
 SHARED_SECRETS = {
     "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN",
     "AIRFLOW__CELERY__BROKER_URL",
@@ -288,21 +302,23 @@ def services(ecs) -> dict[str, dict]:
 
 @pytest.fixture(scope="module")
 def containers(ecs, services) -> dict[str, dict]:
-    """The container definition of each service, by node name, plus the migrate task's."""
+    """The container definition of each service's own container and of every other essential container
+    (the scheduler task's dag-processor and triggerer), by name, plus the migrate task's."""
     found = {}
     for name, service in services.items():
         definition = ecs.describe_task_definition(taskDefinition=service["taskDefinition"])["taskDefinition"]
         found[name.removeprefix("airflow-")] = definition["containerDefinitions"][0]
+        found.update({c["name"]: c for c in definition["containerDefinitions"][1:] if c["essential"]})
     migrate = ecs.describe_task_definition(taskDefinition="airflow-migrate")["taskDefinition"]
     found["migrate"] = migrate["containerDefinitions"][0]
     return found
 
 
-def test_seven_services_run_the_six_nodes_and_the_broker(services):
-    assert sorted(services) == sorted(f"airflow-{n}" for n in [*AIRFLOW_NODES, "rabbitmq"])
+def test_four_services_run_the_airflow_nodes_and_the_broker(services):
+    assert sorted(services) == sorted(f"airflow-{n}" for n in [*AIRFLOW_SERVICES, "rabbitmq"])
     for name, service in services.items():
-        # Two api-servers: the UI and the Execution API survive one task's replacement or its AZ.
-        assert service["desiredCount"] == (2 if name == "airflow-api-server" else 1), name
+        # One api-server (a rolling deploy starts its replacement first); the workers start at one.
+        assert service["desiredCount"] == 1, name
         assert service["networkConfiguration"]["awsvpcConfiguration"]["assignPublicIp"] == "DISABLED"
         # ECS Exec into every Airflow node (make shell), not into the broker, which has no task role.
         assert service.get("enableExecuteCommand", False) is (name != "airflow-rabbitmq"), name
@@ -318,7 +334,6 @@ def test_seven_services_run_the_six_nodes_and_the_broker(services):
         ("dag-processor", ["dag-processor"]),
         ("triggerer", ["triggerer"]),
         ("worker", ["celery", "worker"]),
-        ("flower", ["celery", "flower"]),
     ],
 )
 def test_each_node_runs_its_component_with_a_health_check(containers, node, command):
@@ -327,7 +342,7 @@ def test_each_node_runs_its_component_with_a_health_check(containers, node, comm
     assert re.fullmatch(
         r"123456789012\.dkr\.ecr\.us-east-1\.amazonaws\.com/airflow/airflow@sha256:[0-9a-f]{64}", container["image"]
     )
-    assert container["command"] == command
+    assert runs_component(container, command), container["command"]
     assert container["healthCheck"]["command"][0] == "CMD-SHELL"
 
 
@@ -338,7 +353,8 @@ def test_every_airflow_container_has_the_same_broker_db_and_key_wiring(container
         assert set(secrets) >= SHARED_SECRETS, f"{node} lacks {SHARED_SECRETS - set(secrets)}"
         wiring[node] = {k: secrets[k] for k in SHARED_SECRETS}
         env = {e["name"]: e["value"] for e in containers[node]["environment"]}
-        assert env["AIRFLOW__CORE__EXECUTOR"] == "CeleryExecutor"
+        # Celery first (the default of every task), the ECS executor beside it (per-task Fargate execution).
+        assert env["AIRFLOW__CORE__EXECUTOR"].split(",")[0] == "CeleryExecutor"
         assert env["AIRFLOW__CORE__EXECUTION_API_SERVER_URL"] == "http://api-server.airflow.internal:8080/execution/"
         assert "S3DagBundle" in env["AIRFLOW__DAG_PROCESSOR__DAG_BUNDLE_CONFIG_LIST"]
     assert len({tuple(sorted(w.items())) for w in wiring.values()}) == 1
@@ -351,8 +367,21 @@ def test_worker_shuts_down_warm(containers):
     assert worker["stopTimeout"] == 120
 
 
-def test_flower_has_basic_auth_from_a_secret(containers):
-    assert "AIRFLOW__CELERY__FLOWER_BASIC_AUTH" in {s["name"] for s in containers["flower"]["secrets"]}
+def test_every_task_runs_on_graviton_and_the_image_is_built_for_it(deployed, ecs, services):
+    """ecs_cpu_architecture's default (ARM64) for every task; the project image comes from an ARM build
+    environment (CodeBuild builds natively) and its tag names the architecture."""
+    for name, service in services.items():
+        definition = ecs.describe_task_definition(taskDefinition=service["taskDefinition"])["taskDefinition"]
+        assert definition["runtimePlatform"] == {"cpuArchitecture": "ARM64", "operatingSystemFamily": "LINUX"}, name
+    images = deployed.emulator.client("ecr").describe_images(repositoryName="airflow/airflow")["imageDetails"]
+    tags = [tag for image in images for tag in image.get("imageTags", [])]
+    assert tags and all(tag.endswith("-arm64") for tag in tags), tags
+    [project] = deployed.emulator.client("codebuild").batch_get_projects(names=["airflow-image"])["projects"]
+    environment = project["environment"]
+    assert (environment["type"], environment["image"]) == (
+        "ARM_CONTAINER",
+        "aws/codebuild/amazonlinux-aarch64-standard:3.0",
+    )
 
 
 def test_api_server_is_behind_the_alb_and_in_cloud_map(deployed, services):
@@ -414,4 +443,4 @@ def test_changing_worker_size_changes_only_the_worker(deployed, containers):
     assert {name for name in after if after[name][0] != before[name][0]} == {"airflow-worker"}
     # The task is 2 vCPU / 4 GiB; its metrics sidecar takes 128 MiB of it.
     assert containers["worker"]["cpu"] == 2048 and containers["worker"]["memory"] == 4096 - 128
-    assert containers["scheduler"]["cpu"] == 1024
+    assert containers["scheduler"]["cpu"] == 512

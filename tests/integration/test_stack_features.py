@@ -1,4 +1,5 @@
-"""Production features on the deployed stack: HTTPS, allowed CIDRs, worker autoscaling, a rolling upgrade.
+"""Production features on the deployed stack: HTTPS, allowed CIDRs, separate Airflow services and Flower,
+worker autoscaling bounds, a rolling upgrade.
 
 The `featured` fixture changes the shared deployment (two more site.yml runs), so these tests must run
 after every test that reads the default stack, and those of `switched` after every reader of the
@@ -11,11 +12,11 @@ import json
 import re
 
 import pytest
-from conftest import ALLOWED_CIDRS, changed_tasks
+from conftest import ALLOWED_CIDRS, changed_tasks, runs_component
 
 pytestmark = pytest.mark.xdist_group("deployed_stack")
 
-AIRFLOW_SERVICES = ["api-server", "scheduler", "dag-processor", "triggerer", "worker", "flower", "worker-demand"]
+AIRFLOW_SERVICES = ["api-server", "scheduler", "dag-processor", "triggerer", "worker", "flower"]
 WORKER = "service/airflow/airflow-worker"
 DEMAND = "airflow-worker-demand"  # policy and alarm: <stack>-<service>-demand
 
@@ -29,13 +30,14 @@ def test_features_run_succeeds_with_https_in_the_summary(featured):
     assert featured.features.returncode == 0, featured.features.output[-5000:]
     assert "Airflow UI: https://" in featured.features.output
     assert "WARNING: the UI is plain HTTP" not in featured.features.output
-    assert "Workers: autoscaled 0-4" in featured.features.output
+    assert "Workers: autoscaled 1-3" in featured.features.output
 
 
 def test_rotating_a_secret_rolls_the_services_that_read_it_and_not_the_broker(featured):
     (version_before, before), (version_after, after) = featured.rotated_before, featured.rotated_after
     assert version_after != version_before
-    for name in (f"airflow-{n}" for n in ["api-server", "scheduler", "dag-processor", "triggerer", "worker", "flower"]):
+    # The services of both runs (the features run adds the dag-processor, triggerer and Flower services).
+    for name in (f"airflow-{n}" for n in ["api-server", "scheduler", "worker"]):
         assert after[name][0] != before[name][0], f"{name} was not rolled onto the rotated secret"
         revision_before, revision_after = (env["AIRFLOW_ECS_VALUES_REVISION"] for _, env in (before[name], after[name]))
         assert re.fullmatch("[0-9a-f]{16}", revision_after) and revision_after != revision_before, name
@@ -69,15 +71,40 @@ def test_alb_security_group_opens_exactly_the_listener_ports_to_the_allowed_cidr
     assert opened == {(80, 80): sorted(ALLOWED_CIDRS), (443, 443): sorted(ALLOWED_CIDRS)}
 
 
+# --- The Airflow components as services of their own, and Flower.
+def test_the_dag_processor_and_triggerer_leave_the_scheduler_task_for_services_of_their_own(featured):
+    ecs = featured.emulator.client("ecs")
+    names = [f"airflow-{n}" for n in AIRFLOW_SERVICES]
+    services = {s["serviceName"]: s for s in ecs.describe_services(cluster="airflow", services=names)["services"]}
+    assert all(services[name]["status"] == "ACTIVE" for name in names), services
+    definitions = {
+        name: ecs.describe_task_definition(taskDefinition=s["taskDefinition"])["taskDefinition"]
+        for name, s in services.items()
+    }
+    # Its own container, the metrics sidecar and the worker-demand publisher (the workers still autoscale, 1-3).
+    scheduler = [c["name"] for c in definitions["airflow-scheduler"]["containerDefinitions"]]
+    assert scheduler == ["scheduler", "metrics", "worker-demand"]
+    for node, command in (
+        ("dag-processor", ["dag-processor"]),
+        ("triggerer", ["triggerer"]),
+        ("flower", ["celery", "flower"]),
+    ):
+        main = definitions[f"airflow-{node}"]["containerDefinitions"][0]
+        assert (main["name"], main["essential"]) == (node, True) and runs_component(main, command), main["command"]
+        assert main["healthCheck"]["command"][0] == "CMD-SHELL"
+    flower = definitions["airflow-flower"]["containerDefinitions"][0]
+    assert "AIRFLOW__CELERY__FLOWER_BASIC_AUTH" in {s["name"] for s in flower["secrets"]}
+
+
 # --- Worker autoscaling.
-def test_no_autoscaling_existed_before_the_bounds_were_set(featured):
-    assert featured.targets_before == []
+def test_the_default_stack_autoscales_its_workers_from_zero(featured):
+    assert [(t["ResourceId"], t["MinCapacity"], t["MaxCapacity"]) for t in featured.targets_before] == [(WORKER, 0, 4)]
 
 
 def test_worker_scalable_target_follows_the_bounds(featured):
     scaling = featured.emulator.client("application-autoscaling")
     targets = scaling.describe_scalable_targets(ServiceNamespace="ecs")["ScalableTargets"]
-    assert [(t["ResourceId"], t["MinCapacity"], t["MaxCapacity"]) for t in targets] == [(WORKER, 0, 4)]
+    assert [(t["ResourceId"], t["MinCapacity"], t["MaxCapacity"]) for t in targets] == [(WORKER, 1, 3)]
 
 
 def test_worker_policy_sets_the_count_to_the_published_demand(featured):
@@ -87,7 +114,7 @@ def test_worker_policy_sets_the_count_to_the_published_demand(featured):
     config = policy["StepScalingPolicyConfiguration"]
     assert config["AdjustmentType"] == "ExactCapacity"
     assert config["Cooldown"] == 60
-    assert [s["ScalingAdjustment"] for s in config["StepAdjustments"]] == [0, 1, 2, 3, 4]
+    assert [s["ScalingAdjustment"] for s in config["StepAdjustments"]] == [1, 2, 3]
     [alarm] = featured.emulator.client("cloudwatch").describe_alarms(AlarmNames=[DEMAND])["MetricAlarms"]
     metric = (alarm["Namespace"], alarm["MetricName"], alarm["Statistic"])
     assert metric == ("airflow-ecs/airflow", "DesiredWorkers", "Maximum")
@@ -95,21 +122,25 @@ def test_worker_policy_sets_the_count_to_the_published_demand(featured):
     assert alarm["ComparisonOperator"] == "GreaterThanOrEqualToThreshold" and alarm["Threshold"] == 0
 
 
-def test_worker_demand_publisher_may_only_put_its_metrics(featured):
+def test_the_worker_demand_publisher_is_a_container_of_the_scheduler_task(featured):
+    """Not a service of its own (one always-on task less): it puts its metrics with the scheduler task's role,
+    which may put metrics only into the stack's namespace, and the former publisher's role is gone."""
     ecs = featured.emulator.client("ecs")
-    [service] = ecs.describe_services(cluster="airflow", services=["airflow-worker-demand"])["services"]
-    assert service["status"] == "ACTIVE" and service["desiredCount"] == 1
+    listed = ecs.describe_services(cluster="airflow", services=["airflow-worker-demand"])["services"]
+    assert all(s["status"] != "ACTIVE" for s in listed), listed
+    [service] = ecs.describe_services(cluster="airflow", services=["airflow-scheduler"])["services"]
     definition = ecs.describe_task_definition(taskDefinition=service["taskDefinition"])["taskDefinition"]
-    [container] = definition["containerDefinitions"]
+    container = {c["name"]: c for c in definition["containerDefinitions"]}["worker-demand"]
+    assert container["essential"] is False and container["memory"] == 128
     assert container["command"][:2] == ["python", "-c"] and "def desired_workers" in container["command"][2]
     assert [s["name"] for s in container["secrets"]] == ["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"]
-    assert definition["taskRoleArn"].endswith(":role/airflow-worker-demand")
+    assert definition["taskRoleArn"].endswith(":role/airflow-airflow-task")
     iam = featured.emulator.client("iam")
-    assert iam.list_role_policies(RoleName="airflow-worker-demand")["PolicyNames"] == ["put-worker-demand"]
-    document = iam.get_role_policy(RoleName="airflow-worker-demand", PolicyName="put-worker-demand")["PolicyDocument"]
+    assert "airflow-worker-demand" not in {r["RoleName"] for r in iam.list_roles()["Roles"]}
+    [name] = iam.list_role_policies(RoleName="airflow-airflow-task")["PolicyNames"]
+    document = iam.get_role_policy(RoleName="airflow-airflow-task", PolicyName=name)["PolicyDocument"]
     document = json.loads(document) if isinstance(document, str) else document
-    [statement] = document["Statement"]
-    assert statement["Action"] == "cloudwatch:PutMetricData"
+    [statement] = [s for s in document["Statement"] if "cloudwatch:PutMetricData" in s["Action"]]
     assert statement["Condition"] == {"StringEquals": {"cloudwatch:namespace": "airflow-ecs/airflow"}}
 
 
@@ -208,13 +239,12 @@ def test_switch_removes_the_fargate_broker_and_rolls_every_airflow_service(switc
     assert "airflow-rabbitmq" in before["task_definitions"] and "rabbitmq" in before["discovery"]
     assert "airflow-rabbitmq" not in after["task_definitions"] and after["discovery"] == ["api-server"]
     assert set(after["task_definitions"]) == set(before["task_definitions"]) - {"airflow-rabbitmq"}
-    nodes = {f"airflow-{name}" for name in AIRFLOW_SERVICES} - {DEMAND}  # the demand publisher uses no broker
+    nodes = {f"airflow-{name}" for name in AIRFLOW_SERVICES}
     assert {name for name, endpoint in before["broker_env"].items() if endpoint} == nodes
     for name in nodes:
         assert after["task_definitions"][name] != before["task_definitions"][name], f"{name} was not rolled"
         assert before["broker_env"][name] == "amqp://rabbitmq.airflow.internal:5672", name
         assert after["broker_env"][name] == "amqps://mockmq:5671", name
-    assert after["task_definitions"][DEMAND] == before["task_definitions"][DEMAND]
 
 
 def test_amazonmq_stack_in_check_mode_reports_nothing_to_change(switched):

@@ -77,3 +77,24 @@ def test_sidecars_that_leave_the_main_container_too_little_memory_are_refused():
         ecs.ecs_task_containers(
             {**SPEC, "memory": 512, "sidecars": [{**SIDECAR, "memory": 400}]}, "airflow", "us-east-1"
         )
+
+
+def test_an_essential_sidecar_reserves_memory_has_its_health_check_and_its_own_log_group():
+    """The colocated dag-processor: essential, a soft reservation (no hard limit), its own health and logs."""
+    colocated = {
+        "name": "dag-processor",
+        "essential": True,
+        "memory_reservation": 512,
+        "command": ["dag-processor"],
+        "health_check": {"command": "airflow jobs check", "interval": 60},
+        "log_component": "dag-processor",
+    }
+    main, metrics, processor = ecs.ecs_task_containers(
+        {**SPEC, "sidecars": [SIDECAR, colocated]}, "airflow", "us-east-1"
+    )
+    assert main["memory"] == 2048 - 128 - 512  # Fargate: reservations add up to at most the task's memory
+    assert (processor["essential"], processor["memoryReservation"]) == (True, 512) and "memory" not in processor
+    assert processor["healthCheck"]["command"] == ["CMD-SHELL", "airflow jobs check"]
+    assert processor["logConfiguration"]["options"]["awslogs-group"] == "/ecs/airflow/dag-processor"
+    assert metrics["essential"] is False and "healthCheck" not in metrics
+    assert ecs.ecs_sidecar_memory(colocated) == 512 and ecs.ecs_sidecar_memory(SIDECAR) == 128

@@ -42,14 +42,18 @@ def test_scale_in_waits_for_the_whole_window_and_scale_out_does_not():
     assert demand.smoothed([0, 0, 0]) == 0
 
 
-def test_active_tasks_are_the_queued_and_running_task_instances():
+def test_active_tasks_are_the_queued_and_running_celery_task_instances():
     engine = create_engine("sqlite://", creator=lambda: sqlite3.connect(":memory:", check_same_thread=False))
     with engine.begin() as connection:
-        connection.exec_driver_sql("CREATE TABLE task_instance (task_id TEXT, state TEXT)")
+        connection.exec_driver_sql("CREATE TABLE task_instance (task_id TEXT, state TEXT, executor TEXT)")
         states = ["queued", "running", "running", "success", "failed", None, "scheduled", "deferred", "up_for_retry"]
         for number, state in enumerate(states):
-            connection.exec_driver_sql("INSERT INTO task_instance VALUES (?, ?)", (f"t{number}", state))
+            connection.exec_driver_sql("INSERT INTO task_instance VALUES (?, ?, NULL)", (f"t{number}", state))
         assert demand.count_active_tasks(connection) == 3
+        # A task naming Celery counts; one on the ECS executor runs as its own Fargate task and does not.
+        connection.exec_driver_sql("INSERT INTO task_instance VALUES ('celery', 'queued', 'CeleryExecutor')")
+        connection.exec_driver_sql("INSERT INTO task_instance VALUES ('ecs', 'running', 'AwsEcsExecutor')")
+        assert demand.count_active_tasks(connection) == 4
 
 
 @pytest.mark.parametrize(

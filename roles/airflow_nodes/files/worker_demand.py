@@ -1,8 +1,8 @@
 """Publish how many Celery workers the queue needs, for the worker service's autoscaling.
 
-Runs as the `worker-demand` service (the Airflow image, `python -c <this file>`). Every
-WORKER_DEMAND_INTERVAL seconds it counts the task instances that are queued or running in the metadata
-database and puts DesiredWorkers = ceil(count / WORKER_CONCURRENCY) — the rule of MWAA and of the
+Runs as the `worker-demand` container of the scheduler's task (the Airflow image, `python -c <this file>`).
+Every WORKER_DEMAND_INTERVAL seconds it counts the Celery task instances that are queued or running in the
+metadata database and puts DesiredWorkers = ceil(count / WORKER_CONCURRENCY) — the rule of MWAA and of the
 Helm chart's KEDA scaler — into CloudWatch (namespace WORKER_DEMAND_NAMESPACE). Scale-out is immediate;
 scale-in waits: the value published is the largest of the last WORKER_DEMAND_SCALE_IN_SAMPLES ones.
 The Application Auto Scaling policy of the worker service sets its desired count to that value.
@@ -20,7 +20,12 @@ import boto3
 from sqlalchemy import create_engine, text
 
 ACTIVE_STATES = ("queued", "running")
-QUERY = f"SELECT count(*) FROM task_instance WHERE state IN ({', '.join(repr(s) for s in ACTIVE_STATES)})"
+# Task instances of the default executor (Celery: executor NULL) or naming Celery; those of another executor
+# (a task with executor="AwsEcsExecutor" runs as its own Fargate task) need no worker.
+QUERY = (
+    f"SELECT count(*) FROM task_instance WHERE state IN ({', '.join(repr(s) for s in ACTIVE_STATES)})"
+    " AND (executor IS NULL OR executor LIKE '%CeleryExecutor')"
+)
 
 
 def desired_workers(active_tasks: int, concurrency: int) -> int:
