@@ -78,10 +78,8 @@ def runtime() -> Iterator[dict]:
         shutil.rmtree(state, ignore_errors=True)
 
 
-def register(runtime: dict, family: str, command: str = "true", task_role: str = "", **container: object) -> str:
-    """A one-container task definition running `bash -c command`; `container` adds or overrides fields."""
-    definition = {"name": "main", "image": IMAGE, "memory": 512, "essential": True, "command": ["bash", "-c", command]}
-    definition.update(container)
+def register_containers(runtime: dict, family: str, containers: list[dict], task_role: str = "") -> str:
+    """A Fargate task definition (256 CPU / 512 MiB) of these containers, with the module's roles."""
     return (
         runtime["emulator"]
         .client("ecs")
@@ -93,9 +91,16 @@ def register(runtime: dict, family: str, command: str = "true", task_role: str =
             memory="512",
             executionRoleArn=runtime["roles"]["execution"],
             taskRoleArn=task_role or runtime["roles"]["task"],
-            containerDefinitions=[definition],
+            containerDefinitions=containers,
         )["taskDefinition"]["taskDefinitionArn"]
     )
+
+
+def register(runtime: dict, family: str, command: str = "true", task_role: str = "", **container: object) -> str:
+    """A one-container task definition running `bash -c command`; `container` adds or overrides fields."""
+    definition = {"name": "main", "image": IMAGE, "memory": 512, "essential": True, "command": ["bash", "-c", command]}
+    definition.update(container)
+    return register_containers(runtime, family, [definition], task_role)
 
 
 def run_and_wait(runtime: dict, definition: str, timeout: float = 60) -> dict:
@@ -196,15 +201,10 @@ def test_a_sidecar_shares_the_task_network_and_stops_with_the_essential_containe
         "logDriver": "awslogs",
         "options": {"awslogs-group": LOG_GROUP, "awslogs-region": "us-east-1", "awslogs-stream-prefix": "sidecar"},
     }
-    definition = ecs.register_task_definition(
-        family="with-sidecar",
-        networkMode="awsvpc",
-        requiresCompatibilities=["FARGATE"],
-        cpu="256",
-        memory="512",
-        executionRoleArn=runtime["roles"]["execution"],
-        taskRoleArn=runtime["roles"]["task"],
-        containerDefinitions=[
+    definition = register_containers(
+        runtime,
+        "with-sidecar",
+        [
             {
                 "name": "airflow",
                 "image": IMAGE,
@@ -225,7 +225,7 @@ def test_a_sidecar_shares_the_task_network_and_stops_with_the_essential_containe
                 "logConfiguration": awslogs,
             },
         ],
-    )["taskDefinition"]["taskDefinitionArn"]
+    )
 
     def run(*overrides: dict) -> str:
         return ecs.run_task(
@@ -778,21 +778,12 @@ def test_several_essential_containers_make_the_task_health_and_any_exit_stops_it
     with the others (the scheduler's task runs the dag-processor and the triggerer this way)."""
     ecs = runtime["emulator"].client("ecs")
     checked = {"command": ["CMD-SHELL", "true"], "interval": 5, "retries": 2, "startPeriod": 0}
-    definition = ecs.register_task_definition(
-        family="two-essentials",
-        networkMode="awsvpc",
-        requiresCompatibilities=["FARGATE"],
-        cpu="256",
-        memory="512",
-        executionRoleArn=runtime["roles"]["execution"],
-        taskRoleArn=runtime["roles"]["task"],
-        containerDefinitions=[
-            {"name": "long", "image": IMAGE, "memory": 256, "essential": True, "healthCheck": checked,
-             "command": ["python", "-c", "import time; held = b'x' * (40 << 20); time.sleep(600)"]},
-            {"name": "short", "image": IMAGE, "memoryReservation": 128, "essential": True, "healthCheck": checked,
-             "command": ["bash", "-c", "sleep 600 & wait"]},
-        ],
-    )["taskDefinition"]["taskDefinitionArn"]  # fmt: skip
+    definition = register_containers(runtime, "two-essentials", [
+        {"name": "long", "image": IMAGE, "memory": 256, "essential": True, "healthCheck": checked,
+         "command": ["python", "-c", "import time; held = b'x' * (40 << 20); time.sleep(600)"]},
+        {"name": "short", "image": IMAGE, "memoryReservation": 128, "essential": True, "healthCheck": checked,
+         "command": ["bash", "-c", "sleep 600 & wait"]},
+    ])  # fmt: skip
     arn = ecs.run_task(
         cluster=CLUSTER, taskDefinition=definition, launchType="FARGATE", networkConfiguration=runtime["network"]
     )["tasks"][0]["taskArn"]
