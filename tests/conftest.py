@@ -16,13 +16,13 @@ from emulator import Emulator, start_emulator
 # the longest first so that the two workers finish together (pytest -n 2 --dist loadgroup --no-loadscope-reorder).
 GROUP_MINUTES = {
     "deployed_stack": 11,
-    "test_e2e": 10.5,
+    "test_e2e": 11.2,
     "fault": 7.5,
     "live_changes": 6.5,
     "bad_weather": 3.5,
     "test_bad_input": 3,
-    "molecule-default": 3,
-    "molecule-localstack": 2.5,
+    "molecule-default": 4.2,
+    "molecule-localstack": 3.4,
     "test_lifecycle": 2,
     "local_agent": 2.4,
     "local_images": 1,
