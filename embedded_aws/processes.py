@@ -188,21 +188,7 @@ def alive(pid: int) -> bool:
 
 def group_pss_mb(proc: Proc) -> float:
     """Proportional set size (MiB) of every process in `proc`'s process group."""
-    total = 0
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            stat = (entry / "stat").read_text()
-            pgid = int(stat.rsplit(")", 1)[1].split()[2])
-            if pgid != proc.pid:
-                continue
-            for line in (entry / "smaps_rollup").read_text().splitlines():
-                if line.startswith("Pss:"):
-                    total += int(line.split()[1])
-        except (OSError, ValueError, IndexError):
-            continue
-    return total / 1024
+    return groups_usage({proc.pid})[proc.pid][0]
 
 
 def groups_usage(groups: set[int]) -> dict[int, tuple[float, float]]:
