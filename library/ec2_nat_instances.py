@@ -292,7 +292,6 @@ diff:
 """
 
 import contextlib
-import time
 import uuid
 from typing import Any
 
@@ -301,7 +300,7 @@ with contextlib.suppress(ImportError):  # AnsibleAWSModule reports a missing bot
 
 from ansible.module_utils.aws_retry import jittered_backoff
 from ansible.module_utils.batch_items import fail_on_repeats
-from ansible.module_utils.ec2_batch import apply_tags, call, tags_of
+from ansible.module_utils.ec2_batch import apply_tags, call, poll_until, tags_of
 from ansible_collections.amazon.aws.plugins.module_utils.botocore import is_boto3_error_code
 from ansible_collections.amazon.aws.plugins.module_utils.modules import AnsibleAWSModule
 from ansible_collections.amazon.aws.plugins.module_utils.tagging import (
@@ -636,9 +635,8 @@ def launch(module: AnsibleAWSModule, client: Any, step: dict, image: dict, group
 
 def wait_for(module: AnsibleAWSModule, client: Any, ids: list[str], state: str) -> dict[str, dict]:
     """Poll the instances (at once, then after a growing delay) until all are in `state`; id -> instance."""
-    deadline = time.monotonic() + module.params["wait_timeout"]
-    delay = 1.0
-    while True:
+
+    def read() -> dict[str, dict]:
         reservations = call(
             module,
             client,
@@ -647,7 +645,9 @@ def wait_for(module: AnsibleAWSModule, client: Any, ids: list[str], state: str) 
             retry_codes=NEW_INSTANCE,
             InstanceIds=ids,
         )["Reservations"]
-        found = {i["InstanceId"]: i for r in reservations for i in r["Instances"]}
+        return {i["InstanceId"]: i for r in reservations for i in r["Instances"]}
+
+    def waiting(found: dict[str, dict]) -> list[str]:
         if state == "running":
             dead = [i for i in found.values() if i["State"]["Name"] in ("shutting-down", "terminated")]
             if dead:
@@ -655,17 +655,13 @@ def wait_for(module: AnsibleAWSModule, client: Any, ids: list[str], state: str) 
                 module.fail_json(
                     msg=f"NAT instance {dead[0]['InstanceId']} was terminated while starting: {reason}", changed=True
                 )
-        if all(found.get(i, {}).get("State", {}).get("Name") == state for i in ids):
-            return found
-        if time.monotonic() + delay > deadline:
-            states = {i: found.get(i, {}).get("State", {}).get("Name") for i in ids}
-            module.fail_json(
-                msg=f"Timed out after {module.params['wait_timeout']} s waiting for NAT instances to be {state}: "
-                f"{states}",
-                changed=True,
-            )
-        time.sleep(delay)
-        delay = min(delay * 2, 10)
+        return [i for i in ids if found.get(i, {}).get("State", {}).get("Name") != state]
+
+    def timed_out(found: dict[str, dict], _: list[str]) -> str:
+        states = {i: found.get(i, {}).get("State", {}).get("Name") for i in ids}
+        return f"Timed out after {module.params['wait_timeout']} s waiting for NAT instances to be {state}: {states}"
+
+    return poll_until(module, read, waiting, module.params["wait_timeout"], timed_out, first_delay=1.0)
 
 
 def modify(module: AnsibleAWSModule, client: Any, instance_id: str, what: str, new: bool, **params: Any) -> None:

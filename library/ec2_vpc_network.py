@@ -234,14 +234,13 @@ diff:
 
 import contextlib
 import ipaddress
-import time
 from typing import Any
 
 with contextlib.suppress(ImportError):  # AnsibleAWSModule reports a missing botocore
     from botocore.exceptions import BotoCoreError, ClientError
 
 from ansible.module_utils.aws_retry import jittered_backoff
-from ansible.module_utils.ec2_batch import apply_tags, delete, tags_of
+from ansible.module_utils.ec2_batch import apply_tags, delete, poll_until, tags_of
 from ansible_collections.amazon.aws.plugins.module_utils.botocore import is_boto3_error_code
 from ansible_collections.amazon.aws.plugins.module_utils.modules import AnsibleAWSModule
 from ansible_collections.amazon.aws.plugins.module_utils.tagging import (
@@ -543,10 +542,9 @@ def plan(module: AnsibleAWSModule, client: Any) -> dict:
 
 def wait_available(module: AnsibleAWSModule, client: Any, vpc_id: str) -> dict:
     """Poll the new VPC (first at once, then after a growing delay) until it is available."""
-    deadline = time.monotonic() + WAIT_SECONDS
-    delay = 0.5
-    while True:
-        vpc = aws(
+    return poll_until(
+        module,
+        lambda: aws(
             module,
             client,
             "describe_vpcs",
@@ -554,15 +552,11 @@ def wait_available(module: AnsibleAWSModule, client: Any, vpc_id: str) -> dict:
             changed=True,
             retry=NEW_RESOURCE,
             VpcIds=[vpc_id],
-        )["Vpcs"][0]
-        if vpc.get("State") == "available":
-            return vpc
-        if time.monotonic() + delay > deadline:
-            module.fail_json(
-                msg=f"Timed out after {WAIT_SECONDS} s waiting for the new VPC {vpc_id} to be available", changed=True
-            )
-        time.sleep(delay)
-        delay = min(delay * 2, 10)
+        )["Vpcs"][0],
+        lambda vpc: vpc.get("State") != "available",
+        WAIT_SECONDS,
+        lambda *_: f"Timed out after {WAIT_SECONDS} s waiting for the new VPC {vpc_id} to be available",
+    )
 
 
 def create_vpc(module: AnsibleAWSModule, client: Any, steps: dict) -> str:

@@ -185,7 +185,6 @@ diff:
 
 import contextlib
 import ipaddress
-import time
 from typing import Any
 
 with contextlib.suppress(ImportError):  # AnsibleAWSModule reports a missing botocore
@@ -193,7 +192,7 @@ with contextlib.suppress(ImportError):  # AnsibleAWSModule reports a missing bot
 
 from ansible.module_utils.aws_retry import jittered_backoff
 from ansible.module_utils.batch_items import fail_on_repeats
-from ansible.module_utils.ec2_batch import apply_tags, call, delete, describe_in_vpc, tags_of
+from ansible.module_utils.ec2_batch import apply_tags, call, delete, describe_in_vpc, poll_until, tags_of
 from ansible_collections.amazon.aws.plugins.module_utils.modules import AnsibleAWSModule
 from ansible_collections.amazon.aws.plugins.module_utils.tagging import (
     ansible_dict_to_boto3_tag_list,
@@ -326,22 +325,21 @@ def plan(module: AnsibleAWSModule, found: dict[str, dict]) -> list[dict]:
 
 def wait_available(module: AnsibleAWSModule, client: Any, vpc_id: str, ids: set[str]) -> dict[str, dict]:
     """Poll the VPC's subnets (first at once, then after a growing delay) until all `ids` are available."""
-    deadline = time.monotonic() + WAIT_SECONDS
-    delay = 0.5
-    while True:
-        found = describe_subnets(module, client, vpc_id, changed=True)
+
+    def waiting(found: dict[str, dict]) -> list[str]:
         states = {s["SubnetId"]: s.get("State") for s in found.values() if s["SubnetId"] in ids}
-        waiting = sorted(i for i in ids if states.get(i) != "available")
-        if not waiting:
-            return found
-        if time.monotonic() + delay > deadline:
-            module.fail_json(
-                msg=f"Timed out after {WAIT_SECONDS} s waiting for the new subnets {', '.join(waiting)} of VPC "
-                f"{vpc_id} to be available",
-                changed=True,
-            )
-        time.sleep(delay)
-        delay = min(delay * 2, 10)
+        return sorted(i for i in ids if states.get(i) != "available")
+
+    return poll_until(
+        module,
+        lambda: describe_subnets(module, client, vpc_id, changed=True),
+        waiting,
+        WAIT_SECONDS,
+        lambda _, left: (
+            f"Timed out after {WAIT_SECONDS} s waiting for the new subnets {', '.join(left)} of VPC "
+            f"{vpc_id} to be available"
+        ),
+    )
 
 
 def create_subnets(module: AnsibleAWSModule, client: Any, steps: list[dict]) -> dict[str, dict]:

@@ -5,7 +5,8 @@
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
 from typing import Any
 
 with contextlib.suppress(ImportError):  # a missing botocore is reported by AnsibleAWSModule
@@ -91,3 +92,28 @@ def delete(
     except (BotoCoreError, ClientError) as e:  # pylint: disable=duplicate-except
         module.fail_json_aws(e, msg=f"Failed to delete {what}", changed=changed)
     return True
+
+
+def poll_until(
+    module: Any,
+    read: Callable[[], Any],
+    pending: Callable[[Any], Any],
+    timeout: float,
+    timed_out: Callable[[Any, Any], str],
+    *,
+    first_delay: float = 0.5,
+) -> Any:
+    """read() at once, then after a growing delay (doubling up to 10 s), until pending(result) is empty; the
+    last result. Past `timeout` seconds the module fails with timed_out(result, pending) (changed: the run
+    made what it waits for)."""
+    deadline = time.monotonic() + timeout
+    delay = first_delay
+    while True:
+        result = read()
+        left = pending(result)
+        if not left:
+            return result
+        if time.monotonic() + delay > deadline:
+            module.fail_json(msg=timed_out(result, left), changed=True)
+        time.sleep(delay)
+        delay = min(delay * 2, 10)
