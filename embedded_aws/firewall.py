@@ -30,6 +30,7 @@ from embedded_aws.netns import DNS_LINK_LOCAL, ECS_ENDPOINT, entered
 
 TABLE = "security_groups"
 PROTOCOLS = {"tcp": "6", "udp": "17", "icmp": "1", "icmpv6": "58"}
+PROTOCOL_NAMES = {number: name for name, number in PROTOCOLS.items()}
 
 
 class FirewallError(Exception):
@@ -204,14 +205,13 @@ def _service(rule: Rule) -> str:
     number = rule.protocol
     if number == "-1":
         return ""
-    if number in ("6", "17"):
-        name = "tcp" if number == "6" else "udp"
+    name = PROTOCOL_NAMES.get(number)
+    if name in ("tcp", "udp"):
         low, high = rule.from_port, rule.to_port
         if low in (None, -1) or (low, high) == (0, 65535):
             return f"meta l4proto {name}"
         return f"{name} dport {low}" if low == high else f"{name} dport {low}-{high}"
-    if number in ("1", "58"):
-        name = "icmp" if number == "1" else "icmpv6"
+    if name in ("icmp", "icmpv6"):
         parts = [f"meta l4proto {name}"]
         if rule.from_port not in (None, -1):
             parts.append(f"{name} type {rule.from_port}")

@@ -82,9 +82,8 @@ class Resolver:
         if found is not None:
             return found
         match = EC2_NAME.match(name)
-        if match and ipaddress.IPv4Address(".".join(match.groups()[:4])) in self.vpc:
-            return [".".join(match.groups()[:4])]
-        return None
+        address = ".".join(match.groups()) if match else None
+        return [address] if address and ipaddress.IPv4Address(address) in self.vpc else None
 
 
 class DnsServer:
