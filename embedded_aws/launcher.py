@@ -30,7 +30,7 @@ from pathlib import Path
 
 import boto3
 
-from embedded_aws import servers
+from embedded_aws import cgroups, servers
 from embedded_aws.forwarder import free_port
 from embedded_aws.processes import alive, kill_leftovers
 
@@ -168,6 +168,7 @@ class Emulator:
                 self.process.wait(timeout=10)
         if self.runtime_dir is not None:
             kill_leftovers(f"{self.runtime_dir}/")  # the tasks' processes, not the emulator's own marker
+            cgroups.sweep(self.runtime_dir)  # the tasks' cgroups, when the emulator could not remove them
 
 
 def start_emulator(

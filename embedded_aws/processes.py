@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
+import shutil
 import signal
 import subprocess
 import threading
@@ -11,6 +13,8 @@ import time
 from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from embedded_aws.cgroups import Cgroup
 
 
 @dataclass
@@ -24,6 +28,7 @@ class Proc:
     stop_timeout: float = 30.0
     stop_signal: int = signal.SIGTERM
     signal_group: bool = True  # the stop signal to the whole process group, or to the leader alone
+    cgroup: Cgroup | None = None  # where it runs, under its limits (cgroups.py)
     started: float = field(default_factory=time.monotonic)
 
     @property
@@ -98,12 +103,18 @@ class Processes:
         stop_timeout: float = 30.0,
         stop_signal: int = signal.SIGTERM,
         signal_group: bool = True,
+        cgroup: Cgroup | None = None,
     ) -> Proc:
+        """`cgroup`: the process joins it before its program starts (Cgroup.wrap)."""
+        if cgroup is not None and shutil.which(argv[0], path=env.get("PATH", os.defpath)) is None:
+            # what exec would say, before the shell that joins the cgroup runs it
+            code = errno.EACCES if os.sep in argv[0] and os.path.exists(argv[0]) else errno.ENOENT
+            raise OSError(code, os.strerror(code), argv[0])
         log_path = self.logs / f"{name}.log"
         log = open(log_path, "ab")  # noqa: SIM115 - owned by the child
         try:
             popen = subprocess.Popen(
-                argv,
+                cgroup.wrap(argv, env) if cgroup is not None else argv,
                 env=env,
                 cwd=cwd,
                 stdin=subprocess.DEVNULL,
@@ -115,7 +126,7 @@ class Processes:
             )
         finally:
             log.close()
-        proc = Proc(name, argv, env, cwd, log_path, popen, stop_timeout, stop_signal, signal_group)
+        proc = Proc(name, argv, env, cwd, log_path, popen, stop_timeout, stop_signal, signal_group, cgroup)
         self.procs.append(proc)
         return proc
 

@@ -21,8 +21,11 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import yaml
 from ansible_runner import ROOT, run_module
 from emulator import start_emulator
+
+from embedded_aws.cgroups import OOM_REASON, Cgroup
 
 pytestmark = pytest.mark.xdist_group("local_agent")
 
@@ -78,8 +81,10 @@ def runtime() -> Iterator[dict]:
         shutil.rmtree(state, ignore_errors=True)
 
 
-def register_containers(runtime: dict, family: str, containers: list[dict], task_role: str = "") -> str:
-    """A Fargate task definition (256 CPU / 512 MiB) of these containers, with the module's roles."""
+def register_containers(
+    runtime: dict, family: str, containers: list[dict], task_role: str = "", *, cpu: str = "256", memory: str = "512"
+) -> str:
+    """A Fargate task definition (256 CPU / 512 MiB by default) of these containers, with the module's roles."""
     return (
         runtime["emulator"]
         .client("ecs")
@@ -87,8 +92,8 @@ def register_containers(runtime: dict, family: str, containers: list[dict], task
             family=family,
             networkMode="awsvpc",
             requiresCompatibilities=["FARGATE"],
-            cpu="256",
-            memory="512",
+            cpu=cpu,
+            memory=memory,
             executionRoleArn=runtime["roles"]["execution"],
             taskRoleArn=task_role or runtime["roles"]["task"],
             containerDefinitions=containers,
@@ -817,3 +822,148 @@ def _is_container(proc: Path, task_dir: str, command: str) -> bool:
         return f"ECS_AGENT_TASK_DIR={task_dir}".encode() in environ and command in (proc / "cmdline").read_text()
     except OSError:
         return False
+
+
+# -- Fargate's CPU and memory limits (embedded_aws/cgroups.py) ---------------------------------------------
+
+
+def task_cgroup(runtime: dict, arn: str) -> Cgroup:
+    """The task's cgroup once runtime.json shows it; the test is skipped, saying why, where the runtime cannot
+    enforce limits."""
+    deadline = time.monotonic() + 10
+    while True:
+        state = runtime["emulator"].runtime()
+        if "not enforced" in state["resource_limits"]:
+            pytest.skip(state["resource_limits"])
+        report = state["tasks"].get(arn.rsplit("/", 1)[-1], {}).get("cgroup")
+        if report or time.monotonic() > deadline:
+            return Cgroup.from_report(report)
+        time.sleep(0.2)
+
+
+def test_a_container_that_outgrows_its_memory_is_oom_killed_and_its_task_replaced(runtime: dict) -> None:
+    """As on Fargate: the kernel kills the container at its hard limit (128 MiB of the task's 512), ECS reports
+    exit 137 with its OutOfMemoryError reason, the essential container's exit stops the task and the service
+    starts another; the stopped task's cgroup is gone."""
+    ecs = runtime["emulator"].client("ecs")
+    hog = "sleep 3; exec python -c 'held = bytearray(300 << 20); import time; time.sleep(600)'"
+    create_service(runtime, "hog", register(runtime, "hog", hog, memory=128), 1)
+    deadline = time.monotonic() + 90
+    while not (stopped := stopped_tasks(runtime, "hog")):
+        assert time.monotonic() < deadline, "the task was never OOM-killed"
+        time.sleep(0.5)
+    (container,) = stopped[0]["containers"]
+    assert (container["exitCode"], container["reason"]) == (137, OOM_REASON), container
+    assert (stopped[0]["stopCode"], stopped[0]["stoppedReason"]) == (
+        "EssentialContainerExited",
+        "Essential container in task exited",
+    )
+    assert not task_cgroup(runtime, stopped[0]["taskArn"]).exists()
+    deadline = time.monotonic() + 60  # the replacement starts after the service's restart delay
+
+    def replaced() -> bool:
+        tasks = running_tasks(runtime, "hog") + stopped_tasks(runtime, "hog")
+        return any(t["taskArn"] != stopped[0]["taskArn"] for t in tasks)
+
+    while not replaced():
+        assert time.monotonic() < deadline, "the OOM-killed task was not replaced"
+        time.sleep(0.5)
+    ecs.delete_service(cluster=CLUSTER, service="hog", force=True)
+
+
+def test_a_cpu_bound_container_is_held_to_its_task_cpu_units(runtime: dict) -> None:
+    """256 CPU units are a quarter of a vCPU, however busy the container; its cgroup goes with the task."""
+    ecs = runtime["emulator"].client("ecs")
+    arn = ecs.run_task(
+        cluster=CLUSTER,
+        taskDefinition=register(runtime, "spinner", "exec python -c 'while True: pass'"),
+        launchType="FARGATE",
+        networkConfiguration=runtime["network"],
+    )["tasks"][0]["taskArn"]
+    assert wait_task(runtime, arn, "RUNNING")["lastStatus"] == "RUNNING"
+    cgroup = task_cgroup(runtime, arn)
+    time.sleep(1)
+    began, used = time.monotonic(), cgroup.cpu_seconds()
+    time.sleep(4)
+    vcpu = (cgroup.cpu_seconds() - used) / (time.monotonic() - began)
+    ecs.stop_task(cluster=CLUSTER, task=arn)
+    assert wait_task(runtime, arn, "STOPPED")["lastStatus"] == "STOPPED"
+    assert 0.15 < vcpu < 0.35, vcpu
+    assert not cgroup.exists()
+
+
+# -- health checks that do not cascade ---------------------------------------------------------------------
+
+NODES = yaml.safe_load((ROOT / "roles" / "airflow_nodes" / "vars" / "main.yml").read_text())
+WORKER_CHECK = next(s for s in NODES["__airflow_nodes_services"] if s["name"] == "worker")["health_check"]
+THROUGH_THE_BROKER = (  # the worker's check before: ECS replaced every worker when the broker blinked
+    'celery --app airflow.providers.celery.executors.celery_executor.app inspect ping -d "celery@$HOSTNAME"'
+)
+
+
+def test_workers_stay_healthy_and_are_not_replaced_while_the_broker_is_down(runtime: dict) -> None:
+    """The worker's health check of roles/airflow_nodes, every 10 s here: with the broker's only task stopped
+    for longer than three failed checks take, the worker stays HEALTHY and keeps its task. A worker beside it
+    checked through the broker (`celery inspect ping`, the check before) is replaced in the same outage."""
+    ecs, ec2 = runtime["emulator"].client("ecs"), runtime["emulator"].client("ec2")
+    discovery = runtime["emulator"].client("servicediscovery")
+    subnet = runtime["network"]["awsvpcConfiguration"]["subnets"][0]
+    vpc = ec2.describe_subnets(SubnetIds=[subnet])["Subnets"][0]["VpcId"]
+    discovery.create_private_dns_namespace(Name="workers.internal", Vpc=vpc)
+    namespace = next(n["Id"] for n in discovery.list_namespaces()["Namespaces"] if n["Name"] == "workers.internal")
+    registry = discovery.create_service(
+        Name="rabbitmq", NamespaceId=namespace, DnsConfig={"DnsRecords": [{"Type": "A", "TTL": 10}]}
+    )["Service"]["Arn"]
+    broker = register_containers(runtime, "broker", [{
+        "name": "rabbitmq", "image": "rabbitmq:4.1", "memory": 512, "essential": True,
+        "portMappings": [{"containerPort": 5672}],
+        "environment": [{"name": "RABBITMQ_DEFAULT_USER", "value": "airflow"},
+                        {"name": "RABBITMQ_DEFAULT_PASS", "value": "airflow"}],
+    }])  # fmt: skip
+    create_service(runtime, "broker", broker, 1, serviceRegistries=[{"registryArn": registry}])
+    environment = {
+        "AIRFLOW__CORE__EXECUTOR": "CeleryExecutor",
+        "AIRFLOW__CELERY__BROKER_URL": "amqp://airflow:airflow@rabbitmq.workers.internal:5672//",
+        "AIRFLOW__CELERY__WORKER_CONCURRENCY": "2",
+    }
+    for name, command, timeout in (
+        ("worker-local", WORKER_CHECK["command"], WORKER_CHECK["timeout"]),
+        ("worker-ping", THROUGH_THE_BROKER, 20),
+    ):
+        check = {"command": ["CMD-SHELL", command], "interval": 10, "timeout": timeout, "retries": 3,
+                 "startPeriod": WORKER_CHECK["start_period"]}  # fmt: skip
+        worker = {
+            "name": "worker", "image": IMAGE, "memory": 2048, "essential": True, "command": ["celery", "worker"],
+            "portMappings": [{"containerPort": 8793}], "healthCheck": check,
+            "environment": [{"name": k, "value": v} for k, v in environment.items()],
+        }  # fmt: skip
+        create_service(runtime, name, register_containers(runtime, name, [worker], cpu="1024", memory="2048"), 1)
+    try:
+        for name in ("worker-local", "worker-ping"):
+            healthy = wait_service(
+                runtime, name, lambda s: s["deployments"][0]["rolloutState"] == "COMPLETED", timeout=240
+            )
+            failed = [
+                (t["stoppedReason"], [c.get("exitCode") for c in t["containers"]]) for t in stopped_tasks(runtime, name)
+            ]
+            assert healthy["deployments"][0]["rolloutState"] == "COMPLETED", (name, failed)
+        (local,) = running_tasks(runtime, "worker-local")
+        (ping,) = running_tasks(runtime, "worker-ping")
+
+        ecs.update_service(cluster=CLUSTER, service="broker", desiredCount=0)
+        wait_service(runtime, "broker", lambda s: s["runningCount"] == 0 and not running_tasks(runtime, "broker"))
+        # Until the worker checked through the broker is replaced (3 failed checks of up to 20 s, 10 s apart),
+        # and at least the window of three failed checks of the local one.
+        outage = time.monotonic()
+        replaced: list[dict] = []
+        while not replaced or time.monotonic() - outage < 3 * (10 + WORKER_CHECK["timeout"]):
+            (still,) = running_tasks(runtime, "worker-local")
+            assert (still["taskArn"], still["healthStatus"]) == (local["taskArn"], "HEALTHY"), still
+            replaced = [t for t in stopped_tasks(runtime, "worker-ping") if t["taskArn"] == ping["taskArn"]]
+            assert time.monotonic() - outage < 240, "the worker checked through the broker was never replaced"
+            time.sleep(2)
+        assert [t["stoppedReason"] for t in stopped_tasks(runtime, "worker-local")] == []
+        assert replaced[0]["stoppedReason"] == "Task failed container health checks", replaced
+    finally:
+        for name in ("worker-local", "worker-ping", "broker"):
+            ecs.delete_service(cluster=CLUSTER, service=name, force=True)
