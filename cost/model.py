@@ -452,6 +452,18 @@ def add_amazon_mq(est: Estimate, variables: Variables, prices: dict[str, Any]) -
     )
 
 
+def add_broker_storage(est: Estimate, prices: dict[str, Any]) -> None:
+    """The Fargate broker's data directory on EFS: storage and Elastic Throughput reads and writes."""
+    stored, written, read = (price(prices, "efs", f"assumed_broker_{what}_gb") for what in ("storage", "write", "read"))
+    est.add(
+        "EFS (broker data)",
+        f"{stored:g} GB, {written:g} GB written, {read:g} GB read (assumed)",
+        stored * price(prices, "efs", "storage_gb_month")
+        + written * price(prices, "efs", "elastic_write_gb")
+        + read * price(prices, "efs", "elastic_read_gb"),
+    )
+
+
 def interface_endpoints(variables: Variables) -> list[str]:
     """The AWS APIs the tasks call from the private subnets: the interface endpoints that would replace NAT
     for them (S3, for the DAG bundle, the data bucket and ECR's image layers, takes the free gateway endpoint)."""
@@ -590,6 +602,8 @@ def estimate(variables: Variables | Mapping[str, Any], prices: dict[str, Any]) -
 
     if not broker_on_fargate(variables):
         add_amazon_mq(est, variables, prices)
+    else:
+        add_broker_storage(est, prices)
 
     add_network(est, variables, prices)
 

@@ -193,7 +193,9 @@ def localize(
             put(key, str(port), "port")
         put("ERL_EPMD_ADDRESS", LOCALHOST, "bind")
         put("RABBITMQ_SERVER_START_ARGS", "-kernel inet_dist_use_interface {127,0,0,1}", "bind")
-        put("RABBITMQ_NODENAME", f"rabbit-{endpoints.ports[stack_port]}@localhost", "host")
+        # A node name the task definition sets is kept (its data directory is mnesia/<node name>), on this host.
+        given = env.get("RABBITMQ_NODENAME", "").partition("@")[0]
+        put("RABBITMQ_NODENAME", f"{given or 'rabbit-' + str(endpoints.ports[stack_port])}@localhost", "host")
     if health:
         local = health
         for stack_port, local_port in endpoints.ports.items():

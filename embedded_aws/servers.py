@@ -46,10 +46,11 @@ class DatabaseUrl:
 class Postgres:
     """A throwaway cluster (initdb) run as the `postgres` user on 127.0.0.1:<port>, standing in for RDS."""
 
-    def __init__(self, procs: Processes, root: Path, port: int) -> None:
+    def __init__(self, procs: Processes, root: Path, port: int, max_connections: int | None = None) -> None:
         self.procs = procs
         self.root = root / "postgres"
         self.port = port
+        self.max_connections = max_connections  # as RDS sets it for the instance class (connections.py)
         self.bin = Path(sorted(glob.glob("/usr/lib/postgresql/*/bin"))[-1])
         self.proc: Proc | None = None
 
@@ -94,6 +95,7 @@ class Postgres:
                 str(self.socket_dir),
                 "-c",
                 "listen_addresses=127.0.0.1",
+                *(["-c", f"max_connections={self.max_connections}"] if self.max_connections else []),
             ],
             env=env,
             cwd=self.root / "home",
@@ -152,20 +154,31 @@ class Postgres:
             conn.close()
 
 
-def prepare_rabbitmq_files(root: Path) -> dict[str, str]:
-    """The data, log and config locations of the RabbitMQ container (platform keys) and its Erlang cookie."""
+# The rabbitmq image's data directory (its HOME, with the Erlang cookie, and mnesia/<node name>).
+RABBITMQ_DATA_DIR = "/var/lib/rabbitmq"
+
+
+def prepare_rabbitmq_files(root: Path, data_dir: Path | None = None) -> dict[str, str]:
+    """The data, log and config locations of the RabbitMQ container (platform keys) and its Erlang cookie.
+
+    `data_dir`: the host directory mounted at the image's RABBITMQ_DATA_DIR (an EFS volume), which then
+    holds the node's data and cookie across tasks, as in the image; else a directory of the task's own."""
     base = root / "rabbitmq"
     for sub in ("mnesia", "log", "home"):
         (base / sub).mkdir(parents=True, exist_ok=True)
+    home = data_dir or base / "home"
+    mnesia = home / "mnesia" if data_dir else base / "mnesia"
+    mnesia.mkdir(parents=True, exist_ok=True)
     # Only rabbitmq-server and rabbitmqctl on this machine share this cookie (HOME is private).
-    cookie = base / "home" / ".erlang.cookie"
-    cookie.write_text(secrets.token_hex(20))
-    cookie.chmod(0o400)
+    cookie = home / ".erlang.cookie"
+    if not cookie.exists():
+        cookie.write_text(secrets.token_hex(20))
+        cookie.chmod(0o400)
     (base / "enabled_plugins").write_text("[].\n")  # the management plugin is not needed here
     (base / "rabbitmq.conf").write_text("")
     return {
-        "HOME": str(base / "home"),
-        "RABBITMQ_MNESIA_BASE": str(base / "mnesia"),
+        "HOME": str(home),
+        "RABBITMQ_MNESIA_BASE": str(mnesia),
         "RABBITMQ_LOG_BASE": str(base / "log"),
         "RABBITMQ_CONFIG_FILE": str(base / "rabbitmq.conf"),
         "RABBITMQ_ENABLED_PLUGINS_FILE": str(base / "enabled_plugins"),

@@ -24,7 +24,7 @@ description:
     C(false) for C(privileged), C(readonlyRootFilesystem), C(disableNetworking), C(interactive) and
     C(pseudoTerminal), C(enableFaultInjection=false)); C(environment) and C(secrets) compare sorted by name;
     task C(cpu) and C(memory) compare as units (V("1 vCPU") is V("1024"), V("2 GB") is V("2048")).
-  - Task-level fields the module does not set (C(volumes), C(placementConstraints), C(pidMode), C(ipcMode),
+  - Task-level fields the module does not set (C(placementConstraints), C(pidMode), C(ipcMode),
     C(proxyConfiguration), C(inferenceAccelerators), C(ephemeralStorage), C(enableFaultInjection),
     C(trustedExecutionConfiguration)) are compared too; a latest revision that has one (registered by another
     tool or by hand) gets a new revision without it.
@@ -78,6 +78,11 @@ options:
       runtime_platform:
         description: C(cpuArchitecture) and C(operatingSystemFamily), in the API form.
         type: dict
+      volumes:
+        description: Task volumes in the API form (C(name), C(efsVolumeConfiguration), ...); the containers'
+          C(mountPoints) name them.
+        type: list
+        elements: dict
   state:
     description:
       - V(present) registers new revisions where needed; V(absent) deregisters every active revision.
@@ -176,13 +181,13 @@ TASK_FIELDS = {
     "execution_role_arn": "executionRoleArn",
     "task_role_arn": "taskRoleArn",
     "runtime_platform": "runtimePlatform",
+    "volumes": "volumes",
 }
 # The other RegisterTaskDefinition parameters (but family, containerDefinitions and tags): the module never
 # sets them, so a latest revision that has one differs from the wanted definition. What else
 # DescribeTaskDefinition returns (taskDefinitionArn, revision, status, compatibilities, requiresAttributes,
 # registeredAt, registeredBy, deregisteredAt, ...) is ECS's own and not compared.
 UNMANAGED_TASK_FIELDS = (
-    "volumes",
     "placementConstraints",
     "pidMode",
     "ipcMode",
@@ -397,6 +402,7 @@ def main() -> None:
                 execution_role_arn=dict(type="str"),
                 task_role_arn=dict(type="str"),
                 runtime_platform=dict(type="dict"),
+                volumes=dict(type="list", elements="dict"),
             ),
         ),
         state=dict(type="str", default="present", choices=["present", "absent"]),

@@ -72,6 +72,8 @@ def ecs_container_definition(
         definition["command"] = [str(c) for c in spec["command"]]
     if spec.get("user"):
         definition["user"] = str(spec["user"])
+    if spec.get("mount_points"):
+        definition["mountPoints"] = spec["mount_points"]
     health_check = _health_check(spec.get("health_check"))
     if health_check:
         definition["healthCheck"] = health_check

@@ -55,6 +55,15 @@ PRICES: dict[str, Any] = {
         "storage_gb_month": {"gp2": 0.1, "gp3": 0.1},
     },
     "egress_traffic": {"assumed_gb_per_month": 10},
+    # The Fargate broker's EFS data: 1 GB at 0.3 + 5 GB written at 0.06 + 1 GB read at 0.03 = 0.63.
+    "efs": {
+        "storage_gb_month": 0.3,
+        "elastic_write_gb": 0.06,
+        "elastic_read_gb": 0.03,
+        "assumed_broker_storage_gb": 1,
+        "assumed_broker_write_gb": 5,
+        "assumed_broker_read_gb": 1,
+    },
     "nat_gateway": {"hour": 0.05, "gb_processed": 0.05},
     "nat_instance": {
         "instance_hour": {"t4g.nano": 0.004, "t4g.micro": 0.008},
@@ -188,6 +197,7 @@ def test_arithmetic_of_a_small_config() -> None:
         "Fargate worker": 19.20,  # 2 x (2 x 0.04 + 4 x 0.004) x 100 h
         "RDS instance": 2.00,  # 0.02 x 100 h
         "RDS storage": 2.00,  # 20 GB x 0.1
+        "EFS (broker data)": 0.63,  # 1 GB x 0.3 + 5 GB written x 0.06 + 1 GB read x 0.03
         "NAT gateway": 5.50,  # 1 x 100 h x 0.05 + 10 GB x 0.05
         "Application Load Balancer": 3.00,  # 100 h x (0.02 + 1 LCU x 0.01)
         "Public IPv4 addresses": 1.50,  # (1 NAT + 2 ALB) x 100 h x 0.005
@@ -198,7 +208,7 @@ def test_arithmetic_of_a_small_config() -> None:
         # (3 Airflow + 3 stack metrics) x 0.3 + 2 alarms x 0.1 + a dashboard + 2 workers x 6000 calls / 1000 x 0.01
         "CloudWatch metrics and alarms": 4.12,
     }
-    assert result.total == 49.34
+    assert result.total == 49.97
     assert detail(result, "Fargate worker") == "2 vCPU / 4 GB x 2, X86_64"  # x86 before ecs_cpu_architecture
     assert result.notes == [note for note in result.notes if note.startswith("not included")]
 
@@ -207,9 +217,9 @@ def test_the_idle_hour_and_the_ratio_to_the_smallest_mwaa_environment() -> None:
     result = cost.estimate(small_config(), PRICES)
     assert result.mwaa == {"mw1.micro": 25.00, "mw1.small": 50.00}  # 0.25 and 0.5 x 100 h
     assert result.mwaa_smallest == ("mw1.micro", 25.00)
-    assert result.mwaa_ratio == 1.97  # 49.34 / 25
-    assert result.always_on == 49.34  # nothing here runs per DAG run
-    assert result.idle_hour == 0.4934  # 49.34 / 100 h
+    assert result.mwaa_ratio == 2.0  # 49.97 / 25
+    assert result.always_on == 49.97  # nothing here runs per DAG run
+    assert result.idle_hour == 0.4997  # 49.97 / 100 h
 
 
 def test_arm64_costs_twenty_percent_less_and_a_service_may_choose_its_own() -> None:
@@ -422,7 +432,7 @@ def test_references_are_followed_without_ansible(value: str, extra: dict, expect
 def test_flags_and_numbers_given_as_strings_work_like_ansible_extra_vars() -> None:
     result = cost.estimate(small_config(database_multi_az="true", network_az_count="2", worker_count="2"), PRICES)
     assert lines(result)["RDS instance"] == 4.00
-    assert result.total == 53.34
+    assert result.total == 53.97
 
 
 def test_multi_az_doubles_the_instance_and_the_storage() -> None:
@@ -452,7 +462,7 @@ def test_amazonmq_replaces_the_fargate_broker_and_a_cluster_bills_three_nodes() 
 def test_a_maximum_count_is_shown_but_not_totalled() -> None:
     result = cost.estimate(small_config(airflow_nodes_worker_max_count=5), PRICES)
     assert lines(result)["Fargate worker at max"] == 48.00  # 5 x 9.60
-    assert result.total == 49.34
+    assert result.total == 49.97
     assert result.at_max_extra == pytest.approx(28.80)  # 48.00 - 19.20
 
 
@@ -562,12 +572,12 @@ def test_the_aws_inventory_overrides_role_defaults_and_extra_vars_override_it() 
     aws = cost.load_variables(ROOT, "inventories/aws")
     assert (aws["network_az_count"], aws["network_nat_per_az"], aws["database_multi_az"]) == (3, True, True)
     assert aws["airflow_nodes_worker_capacity_provider"] == "FARGATE_SPOT"
-    assert aws["database_instance_class"] == "db.t4g.micro"  # not set by the inventory: the role default
+    assert aws["database_instance_class"] == "db.t4g.medium"  # its connection budget needs more than the default
 
     overridden = cost.load_variables(ROOT, "inventories/aws", ["network_az_count=2 database_multi_az=false"])
     result = cost.estimate(overridden, cost.read_yaml(cost.DEFAULT_PRICES))
     assert detail(result, "Public IPv4 addresses") == "2 NAT EIP + 2 ALB"  # a NAT per AZ, in 2 AZs now
-    assert lines(result)["RDS instance"] == 11.68  # 0.016 x 730, Single-AZ again
+    assert lines(result)["RDS instance"] == 47.45  # db.t4g.medium: 0.065 x 730, Single-AZ again
 
 
 def test_emulator_inventory_uses_gp2_over_the_role_default() -> None:
