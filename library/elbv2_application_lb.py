@@ -31,10 +31,12 @@ description:
     C(ModifyListener) for a changed one, C(CreateListener) with its tags for a missing one). Tags of
     existing resources last (C(AddTags), C(RemoveTags)).
   - Targets are never registered or deregistered; ECS registers the tasks of a service.
-  - Listener rules other than the default action are not managed, neither read nor changed. A listener
-    has exactly one default action, V(forward) to one target group of O(target_groups), V(redirect) or
-    V(fixed-response); other shapes (weighted forwards, authentication actions, several certificates)
-    are refused.
+  - A listener has exactly one default action, V(forward) to one target group of O(target_groups),
+    V(redirect) or V(fixed-response); other shapes (weighted forwards, authentication actions, several
+    certificates) are refused. Its other rules are managed only when O(listeners[].rules) is given, and then
+    the listener has exactly those (C(DescribeRules); C(DeleteRule) for a rule at a priority not given,
+    C(ModifyRule) for a changed one, C(CreateRule) with the listener's tags for a missing one, after the
+    listener itself). A rule is one C(path-pattern) condition and one action.
   - With O(state=absent) the ALB is deleted (its listeners with it), the run waits until AWS no longer
     lists it, then the target groups of O(target_groups) are deleted by name (retried while AWS still
     says they are in use, up to O(wait_timeout)). Missing ones are fine.
@@ -244,9 +246,36 @@ options:
               message_body:
                 description: Body, up to 1024 characters.
                 type: str
+      rules:
+        description:
+          - The listener's rules besides its default action, evaluated by AWS from the lowest priority up;
+            the first whose path pattern matches the request's path acts, else the default action does.
+          - Given (also V([])), a rule at a priority not listed is deleted. Not given, rules are neither read
+            nor changed.
+          - Each rule carries the listener's O(listeners[].tags) (when given).
+        type: list
+        elements: dict
+        suboptions:
+          priority:
+            description: 1 to 50000, once per listener.
+            type: int
+            required: true
+          path_patterns:
+            description:
+              - 1 to 5 patterns, compared case-sensitively with the path only (not the query string), with
+                C(*) (0 or more characters) and C(?) (one character), at most 5 wildcards in all. Each is
+                1 to 128 of the letters, digits and C(_-.$/~"'@:+&*?). Compared as a set.
+              - V(/admin/*) does not match V(/admin), so give both to cover the path and what is below it.
+            type: list
+            elements: str
+            required: true
+          action:
+            description: What the rule does with a matching request; the same options as O(listeners[].default_action).
+            type: dict
+            required: true
       tags:
         description:
-          - Tags of the listener. Not given, its tags are neither read nor changed.
+          - Tags of the listener (and of its O(listeners[].rules)). Not given, its tags are neither read nor changed.
         type: dict
   purge_listeners:
     description:
@@ -273,7 +302,8 @@ notes:
   - API calls of a run that changes nothing, with everything given (attributes, tags, listeners, a
     deregistration delay) are C(DescribeLoadBalancers), C(DescribeTargetGroups),
     C(DescribeLoadBalancerAttributes), one C(DescribeTargetGroupAttributes) per target group,
-    C(DescribeListeners) and C(DescribeTags) (one per 20 resources). C(DescribeRules) is never called.
+    C(DescribeListeners), one C(DescribeRules) per listener whose O(listeners[].rules) are given, and
+    C(DescribeTags) (one per 20 resources).
   - Creating an ALB with one target group and one listener takes the two first reads, C(CreateTargetGroup),
     C(ModifyTargetGroupAttributes) when a deregistration delay is given, C(CreateLoadBalancer),
     C(ModifyLoadBalancerAttributes) when attributes are given, C(CreateListener). The run does not wait for
@@ -314,6 +344,11 @@ EXAMPLES = r"""
         certificate_arn: arn:aws:acm:us-east-1:123456789012:certificate/0123abcd-0123-0123-0123-0123456789ab
         ssl_policy: ELBSecurityPolicy-TLS13-1-2-2021-06
         default_action: {type: forward, target_group: airflow-api-server}
+        # Refused before the default action: the path itself and everything below it.
+        rules:
+          - priority: 1
+            path_patterns: [/internal, /internal/*]
+            action: {type: fixed-response, fixed_response: {status_code: "404", content_type: text/plain}}
     tags: {airflow-ecs:stack: airflow}
   register: __alb
 
@@ -375,8 +410,9 @@ target_groups:
       arn_suffix: targetgroup/airflow-api-server/0123456789abcdef
 listeners:
   description:
-    - The listeners of O(listeners) in the order given, with C(port), C(protocol) and C(arn) (null in check
-      mode for one that does not exist yet); V([]) when O(listeners) is not given or with O(state=absent).
+    - The listeners of O(listeners) in the order given, with C(port), C(protocol), C(arn) (null in check
+      mode for one that does not exist yet) and C(rules) (C(priority) and C(arn) of each given rule, by
+      priority); V([]) when O(listeners) is not given or with O(state=absent).
   returned: always
   type: list
   elements: dict
@@ -384,6 +420,7 @@ listeners:
     - port: 80
       protocol: HTTP
       arn: arn:aws:elasticloadbalancing:us-east-1:123456789012:listener/app/airflow-alb/0123456789abcdef/0123abcd
+      rules: []
 changes:
   description: What the run did (in check mode, would do), one sentence per write, in order.
   returned: always
@@ -449,6 +486,10 @@ REDIRECT_DEFAULTS = {
     "query": "#{query}",
 }
 REDIRECT_FIELDS = {"protocol": "Protocol", "port": "Port", "host": "Host", "path": "Path", "query": "Query"}
+# Listener rules (ELB quotas and CreateRule): condition values and wildcards per rule, a path pattern's characters.
+RULE_CONDITION_VALUES = 5
+RULE_WILDCARDS = 5
+PATH_PATTERN = re.compile(r"[A-Za-z0-9_\-.$/~\"'@:+&*?]{1,128}")
 # Calls right after a resource of this run was created are retried while ELB does not know it everywhere.
 NEW_RESOURCE = ("TargetGroupNotFound", "LoadBalancerNotFound", "ListenerNotFound")
 
@@ -495,12 +536,18 @@ def argument_spec() -> dict[str, Any]:
         redirect=dict(type="dict", options=redirect),
         fixed_response=dict(type="dict", options=fixed_response),
     )
+    rule = dict(
+        priority=dict(type="int", required=True),
+        path_patterns=dict(type="list", elements="str", required=True),
+        action=dict(type="dict", options=action, required=True),
+    )
     listener = dict(
         port=dict(type="int", required=True),
         protocol=dict(type="str", choices=["HTTP", "HTTPS"], required=True),
         certificate_arn=dict(type="str"),
         ssl_policy=dict(type="str"),
         default_action=dict(type="dict", options=action, required=True),
+        rules=dict(type="list", elements="dict", options=rule),
         tags=dict(type="dict"),
     )
     return dict(
@@ -646,7 +693,32 @@ def listener_problems(index: int, listener: dict[str, Any], target_groups: list[
         ]
     problems += action_problems(f"{field}.default_action", listener["default_action"], target_groups)
     problems += scalar_problems(f"{field}.tags", listener["tags"])
+    for number, rule in enumerate(listener["rules"] or []):
+        problems += rule_problems(f"{field}.rules[{number}]", rule, target_groups)
+    priorities = [rule["priority"] for rule in listener["rules"] or []]
+    problems += [
+        f"{field}.rules: priority {priority} is given more than once (a listener's rules have distinct priorities)"
+        for priority in sorted({p for p in priorities if priorities.count(p) > 1})
+    ]
     return problems
+
+
+def rule_problems(field: str, rule: dict[str, Any], target_groups: list[str]) -> list[str]:
+    """A listener rule: its priority, its path patterns (ELB's characters, limits and wildcards) and its action."""
+    problems: list[str] = []
+    in_range(problems, f"{field}.priority", rule["priority"], 1, 50000)
+    patterns = rule["path_patterns"]
+    if not 1 <= len(patterns) <= RULE_CONDITION_VALUES:
+        problems.append(f"{field}.path_patterns must hold 1 to {RULE_CONDITION_VALUES} patterns, not {len(patterns)}")
+    problems += [
+        f"{field}.path_patterns: {pattern!r} must be 1 to 128 of A-Z a-z 0-9 _ - . $ / ~ \" ' @ : + & * ?"
+        for pattern in patterns
+        if not PATH_PATTERN.fullmatch(pattern)
+    ]
+    wildcards = sum(pattern.count("*") + pattern.count("?") for pattern in patterns)
+    if wildcards > RULE_WILDCARDS:
+        problems.append(f"{field}.path_patterns hold {wildcards} wildcards; a rule takes at most {RULE_WILDCARDS}")
+    return problems + action_problems(f"{field}.action", rule["action"], target_groups)
 
 
 def present_problems(params: dict[str, Any]) -> list[str]:
@@ -828,6 +900,33 @@ def wanted_listener_view(listener: dict[str, Any], before: dict[str, Any] | None
     }
 
 
+def rule_view(rule: dict[str, Any], names: dict[str, str]) -> dict[str, Any]:
+    """What is compared and shown of an existing rule: its path patterns (sorted) and its action."""
+    conditions = rule.get("Conditions") or []
+    actions = rule.get("Actions") or []
+    view: dict[str, Any] = {
+        "action": action_view(actions[0], names) if len(actions) == 1 else [action_view(a, names) for a in actions]
+    }
+    if len(conditions) == 1 and conditions[0].get("Field") == "path-pattern":
+        condition = conditions[0]
+        view["path_patterns"] = sorted((condition.get("PathPatternConfig") or {}).get("Values") or condition["Values"])
+    else:  # another kind of condition, or several: shown as AWS has them, so they differ from the wanted rule
+        view["conditions"] = conditions
+    return view
+
+
+def wanted_rule_view(rule: dict[str, Any]) -> dict[str, Any]:
+    return {"action": wanted_action_view(rule["action"]), "path_patterns": sorted(rule["path_patterns"])}
+
+
+def aws_rule(rule: dict[str, Any], arns: dict[str, str | None]) -> dict[str, Any]:
+    """A rule option as CreateRule / ModifyRule take its conditions and actions."""
+    return {
+        "Conditions": [{"Field": "path-pattern", "PathPatternConfig": {"Values": rule["path_patterns"]}}],
+        "Actions": [aws_action(rule["action"], arns)],
+    }
+
+
 def arn_suffix(arn: str | None) -> str | None:
     """The resource part of an ELB ARN, as CloudWatch's dimensions name it: app/<name>/<id>, targetgroup/<name>/<id>."""
     if not arn:
@@ -904,6 +1003,21 @@ class Run:
             listeners.update({listener["Port"]: listener for listener in page.get("Listeners", [])})
             if not page.get("NextMarker"):
                 return listeners
+            request["Marker"] = page["NextMarker"]
+
+    def find_rules(self, listener_arn: str, port: int) -> dict[int, dict]:
+        """The listener's rules other than its default one, by priority (DescribeRules, page by page)."""
+        rules: dict[int, dict] = {}
+        request: dict[str, Any] = {"ListenerArn": listener_arn}
+        while True:
+            page = self.call(
+                "describe_rules",
+                f"Failed to describe the rules of listener {port} of load balancer {self.name!r}",
+                **request,
+            )
+            rules.update({int(rule["Priority"]): rule for rule in page.get("Rules", []) if not rule.get("IsDefault")})
+            if not page.get("NextMarker"):
+                return rules
             request["Marker"] = page["NextMarker"]
 
     def find_tags(self, arns: list[str]) -> dict[str, dict[str, str]]:
@@ -1055,7 +1169,40 @@ class Run:
             "after": after,
         }
 
-    def plan_listeners(self, found: dict[int, dict], tags: dict[str, dict], names: dict[str, str]) -> list[dict]:
+    def plan_rules(self, listener: dict, found: dict[int, dict], tags: dict[str, dict], names: dict[str, str]) -> dict:
+        """The rules of one listener: each given one to create, update or keep; the others to delete."""
+        wanted = {rule["priority"] for rule in listener["rules"]}
+        plans = []
+        for rule in sorted(listener["rules"], key=lambda r: r["priority"]):
+            current = found.get(rule["priority"])
+            before = rule_view(current, names) if current else None
+            after = wanted_rule_view(rule)
+            plans.append(
+                {
+                    "spec": rule,
+                    "current": current,
+                    "modify": bool(current) and before != after,
+                    "tags": self.plan_tags(
+                        tags.get(current["RuleArn"]) if current else None, wanted_tags(listener["tags"])
+                    ),
+                    "before": before,
+                    "after": after,
+                }
+            )
+        purged = [found[priority] for priority in sorted(found) if priority not in wanted]
+        return {
+            "rules": plans,
+            "purged": purged,
+            "before": {
+                **{str(p["spec"]["priority"]): p["before"] for p in plans if p["before"]},
+                **{gone["Priority"]: rule_view(gone, names) for gone in purged},
+            },
+            "after": {str(p["spec"]["priority"]): p["after"] for p in plans},
+        }
+
+    def plan_listeners(
+        self, found: dict[int, dict], tags: dict[str, dict], names: dict[str, str], rules: dict[int, dict]
+    ) -> list[dict]:
         plans = []
         for listener in self.params["listeners"] or []:
             current = found.get(listener["port"])
@@ -1069,12 +1216,21 @@ class Run:
             if tag_plan["after"] is not None:
                 after["tags"] = tag_plan["after"]
             compared = ("protocol", "certificate_arn", "ssl_policy", "default_action")
+            modify = bool(current) and any(before[key] != after[key] for key in compared)
+            rule_plan = {"rules": [], "purged": []}
+            if listener["rules"] is not None:
+                rule_plan = self.plan_rules(listener, rules.get(listener["port"], {}), tags, names)
+                if before is not None:
+                    before["rules"] = rule_plan["before"]
+                after["rules"] = rule_plan["after"]
             plans.append(
                 {
                     "spec": listener,
                     "current": current,
-                    "modify": bool(current) and any(before[key] != after[key] for key in compared),
+                    "modify": modify,
                     "tags": tag_plan,
+                    "rules": rule_plan["rules"],
+                    "purged_rules": rule_plan["purged"],
                     "before": before,
                     "after": after,
                 }
@@ -1103,6 +1259,11 @@ class Run:
             if group["name"] in groups_found and group["deregistration_delay"] is not None
         }
         listeners_found = self.find_listeners(lb_arn) if lb and params["listeners"] is not None else {}
+        rules_found = {
+            listener["port"]: self.find_rules(listeners_found[listener["port"]]["ListenerArn"], listener["port"])
+            for listener in params["listeners"] or []
+            if listener["rules"] is not None and listener["port"] in listeners_found
+        }
 
         # One DescribeTags for every existing resource whose tags are given.
         tagged = [lb_arn] if lb and params["tags"] is not None else []
@@ -1115,6 +1276,13 @@ class Run:
             listeners_found[listener["port"]]["ListenerArn"]
             for listener in params["listeners"] or []
             if listener["port"] in listeners_found and listener["tags"] is not None
+        ]
+        tagged += [  # the rules of a listener take its tags
+            rules_found[listener["port"]][rule["priority"]]["RuleArn"]
+            for listener in params["listeners"] or []
+            if listener["tags"] is not None
+            for rule in listener["rules"] or []
+            if rule["priority"] in rules_found.get(listener["port"], {})
         ]
         tags = self.find_tags(tagged) if tagged else {}
 
@@ -1136,7 +1304,7 @@ class Run:
                 for plan in group_plans
                 if plan["spec"]["vpc_id"] != lb.get("VpcId")
             ]
-        listener_plans = self.plan_listeners(listeners_found, tags, names)
+        listener_plans = self.plan_listeners(listeners_found, tags, names, rules_found)
         wanted_ports = {listener["port"] for listener in params["listeners"] or []}
         purged = (
             [listeners_found[port] for port in sorted(listeners_found) if port not in wanted_ports]
@@ -1300,18 +1468,50 @@ class Run:
                     **request,
                 )
                 plan["arn"] = created["Listeners"][0]["ListenerArn"] if created else None
-                continue
-            plan["arn"] = current["ListenerArn"]
-            if plan["modify"]:
-                self.write(
-                    f"update {what}",
-                    "modify_listener",
-                    f"Failed to update {what}",
+            else:
+                plan["arn"] = current["ListenerArn"]
+                if plan["modify"]:
+                    self.write(
+                        f"update {what}",
+                        "modify_listener",
+                        f"Failed to update {what}",
+                        retry_codes=NEW_RESOURCE,
+                        ListenerArn=current["ListenerArn"],
+                        **request,
+                    )
+                self.retag(what, current["ListenerArn"], plan["tags"], new=False)
+            self.apply_rules(plan, what, arns)
+
+    def apply_rules(self, plan: dict[str, Any], listener: str, arns: dict) -> None:
+        """Delete the listener's rules not given, then update or create the given ones (before any request
+        reaches a new listener's default action, when it is new)."""
+        for gone in plan["purged_rules"]:
+            what = f"rule {gone['Priority']} of {listener}"
+            self.write(f"delete {what}", "delete_rule", f"Failed to delete {what}", RuleArn=gone["RuleArn"])
+        for rule in plan["rules"]:
+            spec, current = rule["spec"], rule["current"]
+            what = f"rule {spec['priority']} of {listener}"
+            request = aws_rule(spec, arns)
+            if not current:
+                if rule["tags"]["after"]:
+                    request["Tags"] = ansible_dict_to_boto3_tag_list(rule["tags"]["after"])
+                created = self.write(
+                    f"create {what}",
+                    "create_rule",
+                    f"Failed to create {what}",
                     retry_codes=NEW_RESOURCE,
-                    ListenerArn=current["ListenerArn"],
+                    ListenerArn=plan["arn"],
+                    Priority=spec["priority"],
                     **request,
                 )
-            self.retag(what, current["ListenerArn"], plan["tags"], new=False)
+                rule["arn"] = created["Rules"][0]["RuleArn"] if created else None
+                continue
+            rule["arn"] = current["RuleArn"]
+            if rule["modify"]:
+                self.write(
+                    f"update {what}", "modify_rule", f"Failed to update {what}", RuleArn=current["RuleArn"], **request
+                )
+            self.retag(what, current["RuleArn"], rule["tags"], new=False)
 
     def present(self) -> dict[str, Any]:
         plan = self.read_and_plan()
@@ -1348,7 +1548,12 @@ class Run:
             },
             "target_groups": {name: {"arn": arn, "arn_suffix": arn_suffix(arn)} for name, arn in arns.items()},
             "listeners": [
-                {"port": p["spec"]["port"], "protocol": p["spec"]["protocol"], "arn": p.get("arn")}
+                {
+                    "port": p["spec"]["port"],
+                    "protocol": p["spec"]["protocol"],
+                    "arn": p.get("arn"),
+                    "rules": [{"priority": r["spec"]["priority"], "arn": r.get("arn")} for r in p["rules"]],
+                }
                 for p in plan["listeners"]
             ],
             "diff": {"before": diff_before, "after": diff_after},

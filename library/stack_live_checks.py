@@ -42,6 +42,12 @@ options:
     type: dict
   certificate_arn: {description: ACM certificate of the HTTPS listener; empty for none., type: str, default: ""}
   ssl_policy: {description: ELB security policy of the HTTPS listener., type: str, default: ""}
+  domain:
+    description:
+      - name and hosted_zone_id (empty to find it) of the UI's DNS name. The certificate must cover the name
+        (deploy); the zone must be a public zone of the name or a parent; without an ID the longest such zone is
+        found (C(ListHostedZonesByName)) and returned as C(hosted_zone_id).
+    type: dict
   kms_key_id: {description: KMS key of the secrets; empty for the default key., type: str, default: ""}
   amazonmq:
     description: name, deployment_mode, engine_version of the Amazon MQ broker when it is the broker.
@@ -142,6 +148,7 @@ class Checks:
         self.iam_roles_missing: list[str] = []
         self.deletable_buckets: list[str] = []
         self.kms_key_arn = ""
+        self.hosted_zone_id = ""
         self.database_plan: dict[str, Any] = {}
         self.availability_zones: list[str] | None = None
         self._clients: dict[str, Any] = {}
@@ -527,6 +534,77 @@ class Checks:
         if not policies:
             self.refuse("load_balancer_ssl_policy", f"got {ssl_policy!r}, which Elastic Load Balancing does not offer")
 
+    def certificate_covers(self, arn: str, name: str) -> None:
+        """ACM's rule: a name of the certificate (its domain or a SAN) is the name, or `*.` + its parent."""
+        try:
+            certificate = self.client("acm").describe_certificate(CertificateArn=arn, aws_retry=True)["Certificate"]
+        except ClientError as err:
+            if error_code(err) in ("ResourceNotFoundException", "ValidationException", "InvalidArnException"):
+                return  # refused by certificate()
+            raise
+        names = {
+            n.lower().rstrip(".")
+            for n in [certificate.get("DomainName", ""), *certificate.get("SubjectAlternativeNames", [])]
+        }
+        parent = name.split(".", 1)[1] if "." in name else ""
+        if name not in names and f"*.{parent}" not in names:
+            self.refuse(
+                "load_balancer_domain_name",
+                f"got {name!r}, which the certificate {arn} does not cover (it names {', '.join(sorted(names))}; a "
+                f"wildcard covers one level only): request or import a certificate for {name} or *.{parent}",
+            )
+
+    def hosted_zone(self, name: str, zone_id: str) -> None:
+        """The given public zone must hold the name; without one, the longest public zone that does is found."""
+        route53 = self.client("route53")
+        if zone_id:
+            try:
+                zone = route53.get_hosted_zone(Id=zone_id, aws_retry=True)["HostedZone"]
+            except ClientError as err:
+                if error_code(err) not in ("NoSuchHostedZone", "InvalidInput"):
+                    raise
+                self.refuse("load_balancer_hosted_zone_id", f"no hosted zone {zone_id!r} exists in this account")
+                return
+            zone_name = zone["Name"].lower().rstrip(".")
+            if name != zone_name and not name.endswith(f".{zone_name}"):
+                self.refuse(
+                    "load_balancer_hosted_zone_id",
+                    f"got {zone_id!r}, the zone {zone_name}, which is not load_balancer_domain_name {name!r} nor a "
+                    "parent of it: give the zone of the name or of a parent domain, or leave it empty to find it",
+                )
+            elif (zone.get("Config") or {}).get("PrivateZone"):
+                self.refuse(
+                    "load_balancer_hosted_zone_id",
+                    f"got {zone_id!r}, a private zone: the internet-facing ALB's name needs a public hosted zone",
+                )
+            else:
+                self.hosted_zone_id = zone_id
+            return
+        labels = name.split(".")
+        for start in range(len(labels) - 1):  # the name itself first, then each parent but the top-level domain
+            candidate = ".".join(labels[start:])
+            zones = route53.list_hosted_zones_by_name(DNSName=candidate, MaxItems="10", aws_retry=True)["HostedZones"]
+            public = [
+                z
+                for z in zones
+                if z["Name"].lower().rstrip(".") == candidate and not (z.get("Config") or {}).get("PrivateZone")
+            ]
+            if len(public) > 1:
+                self.refuse(
+                    "load_balancer_hosted_zone_id",
+                    f"is empty and {len(public)} public hosted zones are named {candidate} "
+                    f"({', '.join(z['Id'].rsplit('/', 1)[-1] for z in public)}): name the one to use",
+                )
+                return
+            if public:
+                self.hosted_zone_id = public[0]["Id"].rsplit("/", 1)[-1]
+                return
+        self.refuse(
+            "load_balancer_domain_name",
+            f"got {name!r}, but no public hosted zone of this account holds it or a parent domain: create one, or "
+            "set load_balancer_hosted_zone_id",
+        )
+
     def kms_key(self, key_id: str) -> None:
         try:
             key = self.client("kms").describe_key(KeyId=key_id, aws_retry=True)["KeyMetadata"]
@@ -571,6 +649,8 @@ class Checks:
                 self.namespace(params["namespace"])
             if params["certificate_arn"]:
                 self.certificate(params["certificate_arn"], params["ssl_policy"])
+                if (params["domain"] or {}).get("name"):
+                    self.certificate_covers(params["certificate_arn"], params["domain"]["name"])
             if params["kms_key_id"]:
                 self.kms_key(params["kms_key_id"])
             if params["amazonmq"]:
@@ -578,6 +658,8 @@ class Checks:
             self.images(params["images"])
         elif params["database"]:
             self.protected_database(params["database"])
+        if (params["domain"] or {}).get("name"):
+            self.hosted_zone(params["domain"]["name"], params["domain"].get("hosted_zone_id") or "")
         self.buckets()
 
 
@@ -595,6 +677,7 @@ def main() -> None:
             "bucket_policy": {"type": "dict"},
             "certificate_arn": {"type": "str", "default": ""},
             "ssl_policy": {"type": "str", "default": ""},
+            "domain": {"type": "dict"},
             "kms_key_id": {"type": "str", "default": ""},
             "amazonmq": {"type": "dict"},
             "images": {"type": "dict", "default": {}},
@@ -613,6 +696,7 @@ def main() -> None:
         "iam_roles_missing": checks.iam_roles_missing,
         "deletable_buckets": checks.deletable_buckets,
         "kms_key_arn": checks.kms_key_arn,
+        "hosted_zone_id": checks.hosted_zone_id,
         "database": checks.database_plan,
     }
     if checks.availability_zones is not None:

@@ -12,7 +12,8 @@ import json
 import re
 
 import pytest
-from conftest import ALLOWED_CIDRS, changed_tasks, runs_component
+import security_audit as audit
+from conftest import ALLOWED_CIDRS, UI_DOMAIN, changed_tasks, runs_component
 
 pytestmark = pytest.mark.xdist_group("deployed_stack")
 
@@ -26,9 +27,22 @@ def test_plain_http_deploys_warn_in_the_summary(deployed):
     assert "Airflow UI: http://" in deployed.second.output
 
 
+def test_plain_http_deploys_refuse_the_execution_api_and_link_relative_to_the_ui(deployed):
+    assert (
+        audit.execution_api_through_the_alb(
+            deployed.emulator.client("elbv2"), deployed.emulator.client("ec2"), "airflow"
+        )
+        == []
+    )
+    environments = deployed.resized_services[1]
+    assert {env["AIRFLOW__API__BASE_URL"] for _, env in environments.values() if "AIRFLOW__API__BASE_URL" in env} == {
+        "/"
+    }
+
+
 def test_features_run_succeeds_with_https_in_the_summary(featured):
     assert featured.features.returncode == 0, featured.features.output[-5000:]
-    assert "Airflow UI: https://" in featured.features.output
+    assert f"Airflow UI: https://{UI_DOMAIN}" in featured.features.output
     assert "WARNING: the UI is plain HTTP" not in featured.features.output
     assert "Workers: autoscaled 1-3" in featured.features.output
 
@@ -61,6 +75,70 @@ def test_alb_serves_https_with_a_current_tls_policy_and_redirects_http(featured)
     assert redirect["Type"] == "redirect"
     assert redirect["RedirectConfig"]["Protocol"] == "HTTPS" and redirect["RedirectConfig"]["Port"] == "443"
     assert redirect["RedirectConfig"]["StatusCode"] == "HTTP_301"
+
+
+def test_every_listener_answers_the_execution_api_404_before_its_default_action(featured):
+    elb = featured.emulator.client("elbv2")
+    [alb] = elb.describe_load_balancers(Names=["airflow-alb"])["LoadBalancers"]
+    for listener in elb.describe_listeners(LoadBalancerArn=alb["LoadBalancerArn"])["Listeners"]:
+        rules = elb.describe_rules(ListenerArn=listener["ListenerArn"])["Rules"]
+        [rule] = [r for r in rules if not r["IsDefault"]]
+        assert rule["Priority"] == "1"
+        assert rule["Conditions"][0]["PathPatternConfig"]["Values"] == ["/execution", "/execution/*"]
+        assert rule["Actions"] == [
+            {
+                "Type": "fixed-response",
+                "FixedResponseConfig": {"StatusCode": "404", "ContentType": "text/plain", "MessageBody": "Not Found"},
+            }
+        ]
+        [tags] = elb.describe_tags(ResourceArns=[rule["RuleArn"]])["TagDescriptions"]
+        assert {"Key": "airflow-ecs:stack", "Value": "airflow"} in tags["Tags"]
+    assert audit.execution_api_through_the_alb(elb, featured.emulator.client("ec2"), "airflow") == []
+
+
+def test_the_audit_names_a_listener_that_forwards_the_execution_api(featured):
+    elb, ec2 = featured.emulator.client("elbv2"), featured.emulator.client("ec2")
+    [alb] = elb.describe_load_balancers(Names=["airflow-alb"])["LoadBalancers"]
+    listeners = {
+        item["Port"]: item for item in elb.describe_listeners(LoadBalancerArn=alb["LoadBalancerArn"])["Listeners"]
+    }
+    [rule] = [r for r in elb.describe_rules(ListenerArn=listeners[443]["ListenerArn"])["Rules"] if not r["IsDefault"]]
+    tags = elb.describe_tags(ResourceArns=[rule["RuleArn"]])["TagDescriptions"][0]["Tags"]
+    elb.delete_rule(RuleArn=rule["RuleArn"])
+    try:
+        assert audit.execution_api_through_the_alb(elb, ec2, "airflow") == [
+            "load balancer airflow-alb listener 443 does not refuse /execution (its first matching rule default does "
+            "forward)"
+        ]
+    finally:
+        elb.create_rule(
+            ListenerArn=listeners[443]["ListenerArn"],
+            Priority=1,
+            Conditions=rule["Conditions"],
+            Actions=rule["Actions"],
+            Tags=tags,
+        )
+    assert audit.execution_api_through_the_alb(elb, ec2, "airflow") == []
+
+
+def test_the_domain_name_is_an_alias_of_the_alb_and_airflow_links_to_it(featured):
+    route53 = featured.emulator.client("route53")
+    [zone] = route53.list_hosted_zones_by_name(DNSName="example.com")["HostedZones"]
+    records = route53.list_resource_record_sets(HostedZoneId=zone["Id"])["ResourceRecordSets"]
+    [alias] = [r for r in records if r["Name"] == f"{UI_DOMAIN}." and r["Type"] in ("A", "AAAA", "CNAME")]
+    elb = featured.emulator.client("elbv2")
+    [alb] = elb.describe_load_balancers(Names=["airflow-alb"])["LoadBalancers"]
+    assert alias["Type"] == "A"  # the ALB is IPv4 only: no AAAA
+    assert alias["AliasTarget"]["DNSName"].rstrip(".").lower() == alb["DNSName"].lower()
+    assert alias["AliasTarget"]["HostedZoneId"] == alb["CanonicalHostedZoneId"]
+    tags = {
+        t["Key"]: t["Value"]
+        for t in elb.describe_tags(ResourceArns=[alb["LoadBalancerArn"]])["TagDescriptions"][0]["Tags"]
+    }
+    assert (tags["airflow-ecs:dns-name"], tags["airflow-ecs:dns-zone"]) == (UI_DOMAIN, zone["Id"].rsplit("/", 1)[-1])
+    environments = featured.rotated_after[1]
+    for name in ("airflow-api-server", "airflow-scheduler", "airflow-worker"):
+        assert environments[name][1]["AIRFLOW__API__BASE_URL"] == f"https://{UI_DOMAIN}/", name
 
 
 def test_alb_security_group_opens_exactly_the_listener_ports_to_the_allowed_cidrs(featured):
@@ -134,11 +212,11 @@ def test_the_worker_demand_publisher_is_a_container_of_the_scheduler_task(featur
     assert container["essential"] is False and container["memory"] == 128
     assert container["command"][:2] == ["python", "-c"] and "def desired_workers" in container["command"][2]
     assert [s["name"] for s in container["secrets"]] == ["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"]
-    assert definition["taskRoleArn"].endswith(":role/airflow-airflow-task")
+    assert definition["taskRoleArn"].endswith(":role/airflow-airflow/airflow-scheduler-task")
     iam = featured.emulator.client("iam")
     assert "airflow-worker-demand" not in {r["RoleName"] for r in iam.list_roles()["Roles"]}
-    [name] = iam.list_role_policies(RoleName="airflow-airflow-task")["PolicyNames"]
-    document = iam.get_role_policy(RoleName="airflow-airflow-task", PolicyName=name)["PolicyDocument"]
+    [name] = iam.list_role_policies(RoleName="airflow-scheduler-task")["PolicyNames"]
+    document = iam.get_role_policy(RoleName="airflow-scheduler-task", PolicyName=name)["PolicyDocument"]
     document = json.loads(document) if isinstance(document, str) else document
     [statement] = [s for s in document["Statement"] if "cloudwatch:PutMetricData" in s["Action"]]
     assert statement["Condition"] == {"StringEquals": {"cloudwatch:namespace": "airflow-ecs/airflow"}}
@@ -218,6 +296,8 @@ def test_switch_to_amazonmq_creates_a_private_rabbitmq_broker_in_the_broker_grou
     assert broker["PubliclyAccessible"] is False and broker["StorageType"] == "EBS"
     assert broker["subnet_tiers"] == ["private"] and broker["group_names"] == ["airflow-broker"]
     assert broker["Tags"] == {"airflow-ecs:stack": "airflow", "airflow-ecs:component": "broker"}
+    # Rebooted onto its configuration at creation: the acknowledgement timeout is the role's, not 30 min.
+    assert broker["configuration_data"] == "consumer_timeout = 21600000\n"
 
 
 def test_switch_opens_amqps_and_the_console_to_the_airflow_nodes_only(switched):
@@ -256,3 +336,11 @@ def test_teardown_with_default_variables_removes_the_amazonmq_broker_and_everyth
     assert switched.torn_down.returncode == 0, switched.torn_down.output[-3000:]
     assert "Delete the Amazon MQ broker" in switched.torn_down.output
     assert switched.leftovers == []
+
+
+def test_teardown_without_the_domain_name_deletes_its_alias_found_in_the_albs_tags(switched):
+    route53 = switched.emulator.client("route53")
+    [zone] = route53.list_hosted_zones_by_name(DNSName="example.com")["HostedZones"]
+    records = route53.list_resource_record_sets(HostedZoneId=zone["Id"])["ResourceRecordSets"]
+    assert [r["Type"] for r in records if r["Name"] == f"{UI_DOMAIN}."] == []
+    assert sorted(r["Type"] for r in records) == ["NS", "SOA"]  # the zone itself is not the stack's

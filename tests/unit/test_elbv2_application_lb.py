@@ -37,7 +37,7 @@ def elb(operation: str) -> str:
     return f"elasticloadbalancing {operation}"
 
 
-# What a re-run that changes nothing sends: one read of each kind (the role manages no listener rule).
+# What a re-run that changes nothing sends: one read of each kind (no listener's rules given).
 NO_OP = {
     elb(name): 1
     for name in (
@@ -277,7 +277,7 @@ def test_check_mode_create_and_a_no_op_rerun(fresh: dict, counted: CountedModule
     assert listener["DefaultActions"][0]["TargetGroupArn"] == group["TargetGroupArn"]
     for arn in (balancer["LoadBalancerArn"], group["TargetGroupArn"], listener["ListenerArn"]):
         assert stored.tags(arn) == TAGS
-    assert created["listeners"] == [{"port": 80, "protocol": "HTTP", "arn": listener["ListenerArn"]}]
+    assert created["listeners"] == [{"port": 80, "protocol": "HTTP", "arn": listener["ListenerArn"], "rules": []}]
 
     again, calls = counted.run(args(fresh), diff=True)
     assert again["changed"] is False, again
@@ -401,6 +401,95 @@ def test_https_listener_with_an_imported_certificate(
     assert sorted(stored.listeners()) == [80]
 
 
+REFUSE_EXECUTION = {
+    "priority": 1,
+    "path_patterns": ["/execution", "/execution/*"],
+    "action": {"type": "fixed-response", "fixed_response": {"status_code": "404", "content_type": "text/plain"}},
+}
+
+
+def test_listener_rules_are_created_kept_repaired_and_purged(
+    fresh: dict, counted: CountedModule, stored: Stored, emulator: Emulator
+) -> None:
+    deploy(emulator, fresh)
+    ruled = args(fresh)
+    ruled["listeners"][0]["rules"] = [REFUSE_EXECUTION]
+    rule_name = f"rule 1 of listener 80 of load balancer {ALB}"
+
+    planned, calls = counted.run(ruled, check=True, diff=True)
+    assert planned["changes"] == [f"create {rule_name}"], planned
+    assert calls == {**NO_OP, elb("DescribeRules"): 1}
+    assert planned["diff"]["before"]["listeners"]["80"]["rules"] == {}
+    assert planned["diff"]["after"]["listeners"]["80"]["rules"]["1"]["path_patterns"] == ["/execution", "/execution/*"]
+
+    created, calls = counted.run(ruled)
+    assert writes(calls) == {elb("CreateRule"): 1}
+    listener = stored.listeners()[80]
+    [rule] = [
+        r for r in stored.client.describe_rules(ListenerArn=listener["ListenerArn"])["Rules"] if not r["IsDefault"]
+    ]
+    assert rule["Priority"] == "1"
+    assert rule["Conditions"][0]["PathPatternConfig"]["Values"] == ["/execution", "/execution/*"]
+    assert rule["Actions"] == [
+        {"Type": "fixed-response", "FixedResponseConfig": {"StatusCode": "404", "ContentType": "text/plain"}}
+    ]
+    assert stored.tags(rule["RuleArn"]) == TAGS
+    assert created["listeners"][0]["rules"] == [{"priority": 1, "arn": rule["RuleArn"]}]
+
+    again, calls = counted.run(ruled)
+    assert again["changed"] is False, again
+    assert calls == {**NO_OP, elb("DescribeRules"): 1}  # the rule's tags read in the same DescribeTags
+
+    # Drift: the rule narrowed to one pattern and answering 200, another rule added by hand.
+    stored.client.modify_rule(
+        RuleArn=rule["RuleArn"],
+        Conditions=[{"Field": "path-pattern", "PathPatternConfig": {"Values": ["/execution/*"]}}],
+        Actions=[{"Type": "fixed-response", "FixedResponseConfig": {"StatusCode": "200"}}],
+    )
+    stored.client.create_rule(
+        ListenerArn=listener["ListenerArn"],
+        Priority=7,
+        Conditions=[{"Field": "path-pattern", "PathPatternConfig": {"Values": ["/other"]}}],
+        Actions=[{"Type": "fixed-response", "FixedResponseConfig": {"StatusCode": "503"}}],
+    )
+    repaired, calls = counted.run(ruled, diff=True)
+    assert repaired["changes"] == [
+        f"delete rule 7 of listener 80 of load balancer {ALB}",
+        f"update {rule_name}",
+    ]
+    assert writes(calls) == {elb("DeleteRule"): 1, elb("ModifyRule"): 1}
+    assert repaired["diff"]["before"]["listeners"]["80"]["rules"]["1"]["path_patterns"] == ["/execution/*"]
+    [rule] = [
+        r for r in stored.client.describe_rules(ListenerArn=listener["ListenerArn"])["Rules"] if not r["IsDefault"]
+    ]
+    assert rule["Conditions"][0]["PathPatternConfig"]["Values"] == ["/execution", "/execution/*"]
+    assert rule["Actions"][0]["FixedResponseConfig"]["StatusCode"] == "404"
+
+    # rules not given: not read; rules: [] deletes them.
+    unmanaged, calls = counted.run(args(fresh))
+    assert unmanaged["changed"] is False and calls == NO_OP
+    ruled["listeners"][0]["rules"] = []
+    purged, calls = counted.run(ruled)
+    assert purged["changes"] == [f"delete {rule_name}"]
+    assert [r["IsDefault"] for r in stored.client.describe_rules(ListenerArn=listener["ListenerArn"])["Rules"]] == [
+        True
+    ]
+
+
+def test_rules_of_a_new_listener_are_created_after_it(fresh: dict, counted: CountedModule, stored: Stored) -> None:
+    ruled = args(fresh)
+    ruled["listeners"][0]["rules"] = [REFUSE_EXECUTION]
+    planned, _ = counted.run(ruled, check=True)
+    assert planned["changes"][-2:] == [
+        f"create listener 80 of load balancer {ALB}",
+        f"create rule 1 of listener 80 of load balancer {ALB}",
+    ]
+    created, calls = counted.run(ruled)
+    assert created["changes"] == planned["changes"] and calls[elb("CreateRule")] == 1
+    again, calls = counted.run(ruled)
+    assert again["changed"] is False, again
+
+
 def test_absent_deletes_the_alb_then_its_target_group(
     fresh: dict, counted: CountedModule, stored: Stored, emulator: Emulator
 ) -> None:
@@ -445,6 +534,30 @@ def test_bad_input_fails_before_any_call_with_every_problem(fresh: dict, counted
         "listeners[0].certificate_arn is required with protocol HTTPS; "
         "listeners[1].default_action.target_group 'other' is not one of target_groups (airflow-api-server): "
         "a listener forwards only to a target group of this run. Nothing was changed."
+    )
+    assert calls == {}
+
+
+def test_bad_rules_are_refused_before_any_call(fresh: dict, counted: CountedModule) -> None:
+    bad = args(fresh)
+    bad["listeners"][0]["rules"] = [
+        {**REFUSE_EXECUTION, "priority": 0, "path_patterns": ["/a b", "/*/*/*", "/*?*"]},
+        {**REFUSE_EXECUTION, "path_patterns": []},
+        {**REFUSE_EXECUTION, "action": {"type": "forward", "target_group": "other"}},
+    ]
+    refused, calls = counted.run(bad)
+    assert refused.get("failed") is True, refused
+    field = "listeners[0].rules"
+    assert refused["msg"] == (
+        f"Cannot manage load balancer '{ALB}': "
+        f"{field}[0].priority must be 1 to 50000, not 0; "
+        f"{field}[0].path_patterns: '/a b' must be 1 to 128 of A-Z a-z 0-9 _ - . $ / ~ \" ' @ : + & * ?; "
+        f"{field}[0].path_patterns hold 6 wildcards; a rule takes at most 5; "
+        f"{field}[1].path_patterns must hold 1 to 5 patterns, not 0; "
+        f"{field}[2].action.target_group 'other' is not one of target_groups (airflow-api-server): "
+        "a listener forwards only to a target group of this run; "
+        f"{field}: priority 1 is given more than once (a listener's rules have distinct priorities). "
+        "Nothing was changed."
     )
     assert calls == {}
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from ansible_runner import run_module
+from certificates import import_self_signed_certificate
 from emulator import endpoint_env
 
 from embedded_aws.weather import Weather, WeatherProxy
@@ -176,3 +177,32 @@ def test_an_ecr_reference_whose_tag_and_digest_disagree_is_refused(clean_emulato
     assert missing["failed"] and "has no image tagged '3.4.0-abc'" in missing["msg"], missing
     # Docker Hub references cannot be looked up: they pass (their digest's form is the input check's).
     assert not check_images({"messaging_image": f"rabbitmq:4.1.4@sha256:{'f' * 64}"}).get("failed")
+
+
+def test_a_wildcard_certificate_covers_one_level_and_the_longest_public_zone_holds_the_name(clean_emulator):
+    """ACM's rule: *.example.com covers airflow.example.com, not example.com nor a.b.example.com; of the public
+    zones example.com and airflow.example.com the longest that holds the name is the one."""
+    certificate = import_self_signed_certificate(clean_emulator, "*.example.com")
+    route53 = clean_emulator.client("route53")
+    route53.create_hosted_zone(Name="example.com", CallerReference="parent")
+    zone = route53.create_hosted_zone(Name="airflow.example.com", CallerReference="child")["HostedZone"]["Id"]
+
+    def check_domain(name: str) -> dict:
+        args = {
+            "stack_name": "airflow",
+            "region": "us-east-1",
+            "certificate_arn": certificate,
+            "ssl_policy": "ELBSecurityPolicy-TLS13-1-2-2021-06",
+            "domain": {"name": name, "hosted_zone_id": ""},
+        }
+        return run_module("stack_live_checks", args, env=clean_emulator.env(), check=True)
+
+    found = check_domain("airflow.example.com")
+    assert not found.get("failed"), found
+    assert found["hosted_zone_id"] == zone.rsplit("/", 1)[-1]
+    for name in ("example.com", "a.b.example.com"):
+        refused = check_domain(name)
+        assert (
+            refused.get("failed")
+            and f"load_balancer_domain_name: got {name!r}, which the certificate" in refused["msg"]
+        )
