@@ -7,7 +7,9 @@ the IAM API with the project's policy — gets exactly what its policies allow.
 
 moto evaluates a statement's Action and, for S3, its Resource (bucket and key ARNs); for every other
 service it passes the resource "*", which no scoped Resource matches, and it evaluates Condition keys
-only for trust policies. So that a scoped policy is judged on its actions instead of being denied
+only for trust policies. Every request counts as made over TLS (the endpoint stands for AWS's HTTPS one),
+so a Deny that applies only when aws:SecureTransport is false (TLS-only bucket policies) denies nothing.
+So that a scoped policy is judged on its actions instead of being denied
 wholesale, a statement's Resource matches a request whose resource moto does not know, and identity
 policy conditions are not evaluated. Resource scoping is checked against AWS's own service
 authorization data instead (tests/unit/test_iam_policies.py).
@@ -29,7 +31,7 @@ import botocore.session
 from moto import settings
 from moto.core import DEFAULT_ACCOUNT_ID
 from moto.core.exceptions import AccessDeniedError
-from moto.iam.access_control import IAMPolicyStatement, IAMRequest, IAMRequestBase
+from moto.iam.access_control import IAMPolicyStatement, IAMRequest, IAMRequestBase, PermissionResult
 from moto.iam.models import iam_backends
 from moto.moto_api._internal.models import MotoAPIBackend
 
@@ -123,6 +125,30 @@ def bootstrap_admin() -> None:
     key.access_key_id, key.secret_access_key = ADMIN_KEY
 
 
+def _denies_plain_http_only(statement: dict) -> bool:
+    """A Deny whose one condition is aws:SecureTransport false (a TLS-only bucket policy). moto would apply it to
+    every request (it denies when a condition cannot be evaluated), so no object could be read at all."""
+    condition = {key: dict(values) for key, values in (statement.get("Condition") or {}).items()}
+    secure = {str(v).lower() for v in _values(condition.pop("Bool", {}).pop("aws:SecureTransport", None))}
+    return statement.get("Effect") == "Deny" and secure == {"false"} and not any(condition.values())
+
+
+def _values(value: Any) -> list:
+    return [] if value is None else value if isinstance(value, list) else [value]
+
+
+def _patch_secure_transport() -> None:
+    """Bucket policies are judged whether or not IAM is enforced: every request counts as one over TLS."""
+    moto_permitted = IAMPolicyStatement.is_action_permitted
+
+    def is_action_permitted(self: IAMPolicyStatement, action: str, *args: Any, **kwargs: Any) -> Any:
+        if _denies_plain_http_only(self._statement):
+            return PermissionResult.NEUTRAL  # the emulator's endpoint stands for AWS's, which is HTTPS
+        return moto_permitted(self, action, *args, **kwargs)
+
+    IAMPolicyStatement.is_action_permitted = is_action_permitted
+
+
 def _patch_evaluation() -> None:
     moto_matches = IAMPolicyStatement._check_element_matches
     moto_permitted = IAMPolicyStatement.is_action_permitted
@@ -211,10 +237,12 @@ def authorize(keys: dict[str, str], action: str, resource: str = "*", region: st
 
 
 def enable_from_environment() -> bool:
-    """Turn enforcement on when EMBEDDED_AWS_ENFORCE_IAM=1; returns whether it is on."""
+    """Judge every request as one over TLS; turn enforcement on when EMBEDDED_AWS_ENFORCE_IAM=1 (returned)."""
     if os.environ.get("EMBEDDED_AWS_ENFORCE_IAM") != "1":
+        _patch_secure_transport()
         return False
     _patch_evaluation()
+    _patch_secure_transport()  # around _patch_evaluation's, which drops the conditions it must see
     _skip_signatures()
     _patch_reset()
     _patch_actions(os.environ.get("EMBEDDED_AWS_IAM_LOG"))

@@ -11,11 +11,11 @@ module: s3_buckets
 short_description: Create several S3 buckets and keep the settings it is given, reading nothing else
 description:
   - Creates a list of S3 buckets and keeps their versioning, default encryption, public access block,
-    object ownership and tags as given, in one module run instead of one M(amazon.aws.s3_bucket) run per
-    bucket.
+    object ownership, tags and TLS-only bucket policy statement as given, in one module run instead of one
+    M(amazon.aws.s3_bucket) run per bucket.
   - M(amazon.aws.s3_bucket) reads every setting of a bucket (policy, ACL, accelerate, object lock,
     inventory...) whether the task manages it or not. This module reads only the settings it is given, so
-    that a run with nothing to do makes one C(ListBuckets) and at most five reads per bucket.
+    that a run with nothing to do makes one C(ListBuckets) and at most six reads per bucket.
   - Which buckets exist is read with one C(ListBuckets), paginated, filtered on the longest common prefix
     of the names. A bucket that is not listed is created with C(CreateBucket) (its object ownership set
     at creation) and gets every given setting without being read first.
@@ -105,18 +105,29 @@ options:
           - Remove tags that are not in O(buckets[].tags), as M(amazon.aws.s3_bucket) does.
         type: bool
         default: true
+      require_tls:
+        description:
+          - V(true) keeps the statement C(DenyInsecureTransport) in the bucket policy (deny C(s3:*) on the
+            bucket and its objects to every principal when C(aws:SecureTransport) is V(false)), merged with
+            the policy's other statements, which are kept as they are. V(false) removes that statement (and
+            the policy when nothing else is left). Read with C(GetBucketPolicy), written with
+            C(PutBucketPolicy) or C(DeleteBucketPolicy).
+          - Not read nor changed when not given.
+        type: bool
 extends_documentation_fragment:
   - amazon.aws.common.modules
   - amazon.aws.region.modules
   - amazon.aws.boto3
 notes:
   - API calls per run with nothing to change are one C(ListBuckets) and one read per given setting per
-    bucket (five when all are given). A new bucket costs one C(CreateBucket) and one write per setting that
+    bucket (six when all are given). A new bucket costs one C(CreateBucket) and one write per setting that
     is not what a new bucket has (object ownership is set by C(CreateBucket)).
   - Needs C(s3:ListAllMyBuckets) on V(*), and on the buckets C(s3:CreateBucket), C(s3:GetBucketVersioning),
     C(s3:PutBucketVersioning), C(s3:GetEncryptionConfiguration), C(s3:PutEncryptionConfiguration),
     C(s3:GetBucketPublicAccessBlock), C(s3:PutBucketPublicAccessBlock), C(s3:GetBucketOwnershipControls),
-    C(s3:PutBucketOwnershipControls), C(s3:GetBucketTagging), C(s3:PutBucketTagging) and, for check mode,
+    C(s3:PutBucketOwnershipControls), C(s3:GetBucketTagging), C(s3:PutBucketTagging), with
+    O(buckets[].require_tls) C(s3:GetBucketPolicy), C(s3:PutBucketPolicy) (and C(s3:DeleteBucketPolicy) to
+    remove a policy left empty) and, for check mode,
     C(s3:ListBucket) (C(HeadBucket)).
   - A bucket listed in another region than the module's fails the module.
 seealso:
@@ -134,6 +145,7 @@ EXAMPLES = r"""
                         restrict_public_buckets: true}
         object_ownership: BucketOwnerEnforced
         tags: {"airflow-ecs:stack": airflow, "airflow-ecs:bucket": dags}
+        require_tls: true
       - name: airflow-data-123456789012-eu-west-1
         versioning: false
         encryption: "aws:kms"
@@ -192,6 +204,7 @@ diff:
 
 import contextlib
 import ipaddress
+import json
 import os
 import re
 from typing import Any
@@ -206,7 +219,9 @@ from ansible_collections.amazon.aws.plugins.module_utils.botocore import is_boto
 from ansible_collections.amazon.aws.plugins.module_utils.modules import AnsibleAWSModule
 
 NAME = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")
-SETTINGS = ("versioning", "encryption", "public_access", "object_ownership", "tags")
+SETTINGS = ("versioning", "encryption", "public_access", "object_ownership", "tags", "require_tls")
+# The bucket policy statement of require_tls (its Resource: the bucket and its objects).
+TLS_SID = "DenyInsecureTransport"
 PUBLIC_ACCESS = {
     "block_public_acls": "BlockPublicAcls",
     "ignore_public_acls": "IgnorePublicAcls",
@@ -219,6 +234,7 @@ UNSET_CODES = {
     "public_access": "NoSuchPublicAccessBlockConfiguration",
     "object_ownership": "OwnershipControlsNotFoundError",
     "tags": "NoSuchTagSet",
+    "require_tls": "NoSuchBucketPolicy",
 }
 # What a bucket has when a setting is unset (and what a new bucket is taken to have).
 UNSET = {
@@ -227,6 +243,7 @@ UNSET = {
     "public_access": dict.fromkeys(PUBLIC_ACCESS, False),
     "object_ownership": None,
     "tags": {},
+    "require_tls": None,  # the bucket policy document; None: no policy
 }
 
 
@@ -248,6 +265,7 @@ def argument_spec() -> dict[str, Any]:
                 ),
                 tags=dict(type="dict"),
                 purge_tags=dict(type="bool", default=True),
+                require_tls=dict(type="bool"),
             ),
         ),
     )
@@ -297,6 +315,7 @@ def checked_buckets(module: AnsibleAWSModule) -> list[dict[str, Any]]:
             "public_access": bucket["public_access"],
             "object_ownership": bucket["object_ownership"],
             "tags": tags,
+            "require_tls": bucket["require_tls"],
         }
         wanted.append({"name": name, "purge_tags": bucket["purge_tags"], "settings": settings})
     return wanted
@@ -333,6 +352,8 @@ def read_setting(module: AnsibleAWSModule, client: Any, name: str, setting: str)
         if setting == "object_ownership":
             controls = client.get_bucket_ownership_controls(Bucket=name, aws_retry=True)["OwnershipControls"]
             return (controls.get("Rules") or [{}])[0].get("ObjectOwnership")
+        if setting == "require_tls":
+            return json.loads(client.get_bucket_policy(Bucket=name, aws_retry=True)["Policy"])
         tag_set = client.get_bucket_tagging(Bucket=name, aws_retry=True).get("TagSet", [])
         return {tag["Key"]: tag["Value"] for tag in tag_set}
     except is_boto3_error_code(UNSET_CODES.get(setting, "-")):
@@ -395,6 +416,9 @@ def write_setting(module: AnsibleAWSModule, client: Any, name: str, setting: str
     elif setting == "object_ownership":
         operation = "put_bucket_ownership_controls"
         kwargs = {"OwnershipControls": {"Rules": [{"ObjectOwnership": value}]}}
+    elif setting == "require_tls":
+        operation = "put_bucket_policy" if value else "delete_bucket_policy"
+        kwargs = {"Policy": json.dumps(value)} if value else {}
     elif value:
         operation = "put_bucket_tagging"
         kwargs = {"Tagging": {"TagSet": [{"Key": key, "Value": text} for key, text in sorted(value.items())]}}
@@ -413,9 +437,56 @@ def write_setting(module: AnsibleAWSModule, client: Any, name: str, setting: str
 # --- The run -------------------------------------------------------------------------------------
 
 
-def wanted_value(bucket: dict[str, Any], setting: str, current: Any) -> Any:
+def tls_statement(arn: str) -> dict[str, Any]:
+    return {
+        "Sid": TLS_SID,
+        "Effect": "Deny",
+        "Principal": "*",
+        "Action": "s3:*",
+        "Resource": [arn, f"{arn}/*"],
+        "Condition": {"Bool": {"aws:SecureTransport": "false"}},
+    }
+
+
+def _as_list(value: Any) -> list:
+    return value if isinstance(value, list) else [value]
+
+
+def same_statement(current: dict[str, Any], wanted: dict[str, Any]) -> bool:
+    """Equal as IAM reads them: one value or a list of one, Principal "*" or {"AWS": "*"}, any Resource order."""
+
+    def normal(statement: dict[str, Any]) -> dict[str, Any]:
+        principal = statement.get("Principal")
+        return {
+            **statement,
+            "Principal": "*" if principal in ("*", {"AWS": "*"}, {"AWS": ["*"]}) else principal,
+            "Action": sorted(_as_list(statement.get("Action"))),
+            "Resource": sorted(_as_list(statement.get("Resource"))),
+        }
+
+    return normal(current) == normal(wanted)
+
+
+def tls_policy(policy: dict[str, Any] | None, arn: str, require: bool) -> dict[str, Any] | None:
+    """The bucket policy with the TLS statement kept (require) or taken out; the other statements as they are."""
+    statements = _as_list((policy or {}).get("Statement", []))
+    ours = [s for s in statements if isinstance(s, dict) and s.get("Sid") == TLS_SID]
+    others = [s for s in statements if not (isinstance(s, dict) and s.get("Sid") == TLS_SID)]
+    if require and len(ours) == 1 and same_statement(ours[0], tls_statement(arn)):
+        return policy
+    if not require and not ours:
+        return policy
+    statements = others + ([tls_statement(arn)] if require else [])
+    if not statements:
+        return None
+    return {**(policy or {"Version": "2012-10-17"}), "Statement": statements}
+
+
+def wanted_value(bucket: dict[str, Any], setting: str, current: Any, arn: str = "") -> Any:
     """The value `setting` should have, given what the bucket has now."""
     wanted = bucket["settings"][setting]
+    if setting == "require_tls":
+        return tls_policy(current, arn, wanted)
     if setting == "tags":
         return desired_tags({"tags": wanted, "purge_tags": bucket["purge_tags"]}, current)
     if setting == "versioning" and not wanted and current is False:
@@ -457,13 +528,14 @@ def ensure_bucket(
                 current[setting] = read_setting(module, client, name, setting)
         before = current
 
-    after = {setting: wanted_value(bucket, setting, current[setting]) for setting in managed}
+    arn = bucket_arn(module, name)
+    after = {setting: wanted_value(bucket, setting, current[setting], arn) for setting in managed}
     changes = [setting for setting in managed if after[setting] != current[setting]]
     if not module.check_mode:
         for setting in changes:
             write_setting(module, client, name, setting, after[setting], new=created)
     result = {
-        "arn": bucket_arn(module, name),
+        "arn": arn,
         "created": created,
         "changed": created or bool(changes),
         "changes": changes,

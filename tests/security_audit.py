@@ -8,6 +8,7 @@ the stack name, never from what the playbook printed. No description ever contai
 
 from __future__ import annotations
 
+import fnmatch
 import ipaddress
 import json
 import re
@@ -192,6 +193,43 @@ def ingress_from_outside_the_vpc(ec2, elbv2, stack: str) -> list[str]:
             )
             if not on_listener:
                 offenders.append(f"{_sg_label(group)} admits {', '.join(outside)} on {_port_label(rule)}")
+    return offenders
+
+
+# --- 1b. The task Execution API (/execution/, for the workers through Cloud Map) is refused by every listener
+# of the stack's ALBs: the first rule (by priority) matching /execution and /execution/... answers 4xx itself.
+EXECUTION_PATHS = ("/execution", "/execution/", "/execution/task-instances/x/run")
+
+
+def _rule_covers(rule: dict, path: str) -> bool:
+    """A rule's conditions hold for every request to `path` (path patterns only; any other condition narrows it)."""
+    for condition in rule.get("Conditions") or []:
+        if condition.get("Field") != "path-pattern":
+            return False
+        values = (condition.get("PathPatternConfig") or {}).get("Values") or condition.get("Values") or []
+        if not any(fnmatch.fnmatchcase(path, value) for value in values):
+            return False
+    return True
+
+
+def execution_api_through_the_alb(elbv2, ec2, stack: str) -> list[str]:
+    offenders = []
+    for lb in _stack_load_balancers(elbv2, _stack_vpc_ids(ec2, stack)):
+        for listener in _pages(elbv2, "describe_listeners", "Listeners", LoadBalancerArn=lb["LoadBalancerArn"]):
+            rules = sorted(
+                _pages(elbv2, "describe_rules", "Rules", ListenerArn=listener["ListenerArn"]),
+                key=lambda r: (r.get("IsDefault", False), int(r["Priority"]) if r["Priority"].isdigit() else 0),
+            )
+            for path in EXECUTION_PATHS:
+                first = next((rule for rule in rules if _rule_covers(rule, path)), {})
+                action = (first.get("Actions") or [{}])[-1]
+                status = (action.get("FixedResponseConfig") or {}).get("StatusCode", "")
+                if not (action.get("Type") == "fixed-response" and status.startswith("4")):
+                    offenders.append(
+                        f"load balancer {lb['LoadBalancerName']} listener {listener['Port']} does not refuse {path} "
+                        f"(its first matching rule {first.get('Priority')} does {action.get('Type')})"
+                    )
+                    break
     return offenders
 
 
@@ -399,6 +437,8 @@ def bucket_weaknesses(s3, stack: str) -> list[str]:
             if _error_code(exc) != "ServerSideEncryptionConfigurationNotFoundError":
                 raise
             offenders.append(f"{label}: no default encryption")
+        if not _denies_plain_http(s3, name):
+            offenders.append(f"{label}: {NO_TLS_POLICY}")
         if tags.get(BUCKET_PURPOSE_TAG) == "dags":
             status = s3.get_bucket_versioning(Bucket=name).get("Status", "never enabled")
             if status != "Enabled":
@@ -406,18 +446,57 @@ def bucket_weaknesses(s3, stack: str) -> list[str]:
     return offenders
 
 
+NO_TLS_POLICY = "no bucket policy statement denies requests without TLS (aws:SecureTransport false)"
+
+
+def _denies_plain_http(s3, name: str) -> bool:
+    """The bucket policy denies every principal every S3 action on the bucket and its objects without TLS."""
+    try:
+        policy = json.loads(s3.get_bucket_policy(Bucket=name)["Policy"])
+    except s3.exceptions.ClientError as exc:
+        if _error_code(exc) != "NoSuchBucketPolicy":
+            raise
+        return False
+    arn = f"arn:{_partition(s3)}:s3:::{name}"
+    for statement in _as_list(policy.get("Statement")):
+        condition = {
+            key.lower(): {k.lower(): str(v).lower() for k, v in values.items()}
+            for key, values in (statement.get("Condition") or {}).items()
+        }
+        if (
+            statement.get("Effect") == "Deny"
+            and statement.get("Principal") in ("*", {"AWS": "*"}, {"AWS": ["*"]})
+            and {"s3:*", "*"} & {a.lower() for a in _as_list(statement.get("Action"))}
+            and all(_matches_any(_as_list(statement.get("Resource")), r) for r in (arn, f"{arn}/any-object"))
+            and condition.get("bool", {}).get("aws:securetransport") == "false"
+        ):
+            return True
+    return False
+
+
+def _partition(client) -> str:
+    return client.meta.partition or "aws"
+
+
+def _matches_any(patterns: list[str], value: str) -> bool:
+    """IAM's wildcards: `*` any run of characters (`/` and `:` included), `?` one character; case-sensitive."""
+    return any(fnmatch.fnmatchcase(value, pattern) for pattern in patterns)
+
+
 # --- 5. IAM: our policies never grant `*` actions or `*` resources for S3, Secrets Manager or CloudWatch Logs.
 def _stack_role_names(iam, ecs, stack: str) -> list[str]:
-    """Roles tagged with the stack, plus every role the stack's task definitions use."""
-    names = set()
+    """Roles tagged with the stack, plus every existing role the stack's task definitions use (an old revision
+    may name a role a later deploy deleted)."""
+    names, existing = set(), set()
     for role in _pages(iam, "list_roles", "Roles"):
+        existing.add(role["RoleName"])
         tags = _tags(role) or _tags(iam.list_role_tags(RoleName=role["RoleName"]))
         if tags.get(STACK_TAG) == stack:
             names.add(role["RoleName"])
     for arn in _stack_task_definition_arns(ecs, stack):
         definition = ecs.describe_task_definition(taskDefinition=arn)["taskDefinition"]
         for key in ("taskRoleArn", "executionRoleArn"):
-            if definition.get(key):
+            if definition.get(key) and definition[key].rsplit("/", 1)[-1] in existing:
                 names.add(definition[key].rsplit("/", 1)[-1])
     return sorted(names)
 
@@ -517,4 +596,170 @@ def secret_values_in_output(secretsmanager, stack: str, output: str) -> list[str
             if part and (part in output or json.dumps(part)[1:-1] in output):
                 offenders.append(f"secret {secret['Name']}")
                 break
+    return offenders
+
+
+# --- 7. One task role per component: no task role serves two families, and only the workers write pipeline data.
+# The executor's one-off family (<stack>-task) runs DAG code with its own roles; none of them may write either.
+DATA_WRITERS = ("worker",)
+DATA_WRITE_ACTIONS = ("s3:PutObject", "s3:DeleteObject")
+
+
+def _current_task_definitions(ecs, stack: str) -> list[dict]:
+    """What runs now: each service's task definition, and the latest revision of every family without a service."""
+    services = _stack_services(ecs, stack)
+    definitions = {}
+    for service in services:
+        definition = ecs.describe_task_definition(taskDefinition=service["taskDefinition"])["taskDefinition"]
+        definitions[definition["family"]] = definition
+    families = _pages(ecs, "list_task_definition_families", "families", familyPrefix=f"{stack}-", status="ACTIVE")
+    for family in families:
+        if family not in definitions:
+            definitions[family] = ecs.describe_task_definition(taskDefinition=family)["taskDefinition"]
+    return [definitions[family] for family in sorted(definitions)]
+
+
+def _role_name(arn: str | None) -> str | None:
+    return arn.rsplit("/", 1)[-1] if arn else None
+
+
+def _role_documents(iam, role: str) -> list[dict]:
+    """Every policy document of the role: inline ones and attached managed ones (AWS-managed included)."""
+    documents = [
+        _document(iam.get_role_policy(RoleName=role, PolicyName=name)["PolicyDocument"])
+        for name in _pages(iam, "list_role_policies", "PolicyNames", RoleName=role)
+    ]
+    for attached in _pages(iam, "list_attached_role_policies", "AttachedPolicies", RoleName=role):
+        policy = iam.get_policy(PolicyArn=attached["PolicyArn"])["Policy"]
+        version = iam.get_policy_version(PolicyArn=policy["Arn"], VersionId=policy["DefaultVersionId"])
+        documents.append(_document(version["PolicyVersion"]["Document"]))
+    return documents
+
+
+def _allows(documents: list[dict], action: str, resource: str) -> bool:
+    """Some Allow statement grants `action` on `resource` (conditions aside; NotAction and NotResource count as
+    granting: this finds what a role may be able to do, and a Deny elsewhere is not credited)."""
+    for document in documents:
+        for statement in _as_list(document.get("Statement")):
+            if statement.get("Effect") != "Allow":
+                continue
+            if "NotAction" in statement:
+                actions = not _matches_any([a.lower() for a in _as_list(statement["NotAction"])], action.lower())
+            else:
+                actions = _matches_any([a.lower() for a in _as_list(statement.get("Action"))], action.lower())
+            resources = "NotResource" in statement or _matches_any(_as_list(statement.get("Resource")), resource)
+            if actions and resources:
+                return True
+    return False
+
+
+def shared_or_broad_task_roles(iam, ecs, s3, stack: str) -> list[str]:
+    current = _current_task_definitions(ecs, stack)
+    offenders = []
+    families_of: dict[str, list[str]] = {}
+    for definition in current:
+        if role := _role_name(definition.get("taskRoleArn")):
+            families_of.setdefault(role, []).append(definition["family"])
+    offenders += [
+        f"iam role {role} is the task role of {', '.join(families)}"
+        for role, families in sorted(families_of.items())
+        if len(families) > 1
+    ]
+    data_buckets = [name for name, tags in _stack_buckets(s3, stack) if tags.get(BUCKET_PURPOSE_TAG) == "data"]
+    writers = {f"{stack}-{component}" for component in DATA_WRITERS}
+    for role, families in sorted(families_of.items()):
+        if set(families) <= writers:
+            continue
+        documents = _role_documents(iam, role)
+        for bucket in data_buckets:
+            probe = f"arn:{_partition(iam)}:s3:::{bucket}/audit/any-object"
+            granted = [action for action in DATA_WRITE_ACTIONS if _allows(documents, action, probe)]
+            if granted:
+                owner = f"iam role {role} (task role of {', '.join(families)})"
+                offenders.append(f"{owner} may {', '.join(granted)} in data bucket {bucket}")
+    return offenders
+
+
+# --- 8. Each task definition's execution role reads exactly the secrets that definition names.
+def _secret_arn(value_from: str) -> str:
+    """`arn:...:secret:<name>-<suffix>[:<json-key>:<stage>:<version>]` -> the secret's ARN."""
+    return ":".join(value_from.split(":")[:7])
+
+
+def secrets_beyond_use(iam, ecs, secretsmanager, stack: str) -> list[str]:
+    secrets = _pages(secretsmanager, "list_secrets", "SecretList")
+    stack_secrets = [s for s in secrets if s["Name"].startswith(f"{stack}/")]
+    readers: dict[str, list[dict]] = {}
+    for definition in _current_task_definitions(ecs, stack):
+        if role := _role_name(definition.get("executionRoleArn")):
+            readers.setdefault(role, []).append(definition)
+    offenders = []
+    for role, definitions in sorted(readers.items()):
+        families = ", ".join(d["family"] for d in definitions)
+        if len(definitions) > 1:
+            offenders.append(f"iam role {role} is the execution role of {families}")
+        used = {
+            _secret_arn(secret["valueFrom"])
+            for definition in definitions
+            for container in definition["containerDefinitions"]
+            for secret in container.get("secrets", [])
+        }
+        documents = _role_documents(iam, role)
+        for secret in stack_secrets:
+            if secret["ARN"] not in used and _allows(documents, "secretsmanager:GetSecretValue", secret["ARN"]):
+                owner = f"iam role {role} (execution role of {families})"
+                offenders.append(f"{owner} may read secret {secret['Name']}, which it does not use")
+    return offenders
+
+
+# --- 9. Task roles trust ECS tasks of this account only (confused deputy: aws:SourceAccount, aws:SourceArn).
+def _task_role_names(iam, ecs, stack: str) -> list[str]:
+    """The task roles of what runs now, and the AwsEcsExecutor's (IAM path /<stack>-tasks/, passed at RunTask)."""
+    names = {_role_name(d.get("taskRoleArn")) for d in _current_task_definitions(ecs, stack)}
+    names |= {r["RoleName"] for r in _pages(iam, "list_roles", "Roles", PathPrefix=f"/{stack}-tasks/")}
+    return sorted(name for name in names if name)
+
+
+def _trust_problem(role: dict) -> str | None:
+    account = role["Arn"].split(":")[4]
+    ecs_arns = f"arn:{role['Arn'].split(':')[1]}:ecs:*:{account}:*"
+    for statement in _as_list(_document(role["AssumeRolePolicyDocument"]).get("Statement")):
+        principal = statement.get("Principal")
+        services = _as_list(principal.get("Service")) if isinstance(principal, dict) else []
+        if statement.get("Effect") != "Allow" or "ecs-tasks.amazonaws.com" not in services:
+            continue
+        condition = statement.get("Condition") or {}
+        source_account = _as_list(condition.get("StringEquals", {}).get("aws:SourceAccount"))
+        source_arn = _as_list(condition.get("ArnLike", {}).get("aws:SourceArn")) + _as_list(
+            condition.get("ArnEquals", {}).get("aws:SourceArn")
+        )
+        missing = []
+        if source_account != [account]:
+            missing.append(f"aws:SourceAccount {account}")
+        if not source_arn or not all(fnmatch.fnmatchcase(arn, ecs_arns) for arn in source_arn):
+            missing.append(f"aws:SourceArn of {account}'s ECS")
+        if missing:
+            return f"trusts ecs-tasks.amazonaws.com without {' and '.join(missing)}"
+    return None
+
+
+def task_role_trust_without_source(iam, ecs, stack: str) -> list[str]:
+    offenders = []
+    for name in _task_role_names(iam, ecs, stack):
+        if problem := _trust_problem(iam.get_role(RoleName=name)["Role"]):
+            offenders.append(f"iam role {name} {problem}")
+    return offenders
+
+
+# --- 10. No service runs on Fargate Spot alone: an on-demand FARGATE base keeps it up through a Spot shortage.
+def spot_only_services(ecs, stack: str) -> list[str]:
+    offenders = []
+    for service in _stack_services(ecs, stack):
+        strategy = service.get("capacityProviderStrategy") or []
+        if not strategy:
+            continue  # a launch type (FARGATE on the emulator): on-demand
+        on_demand = [item for item in strategy if item["capacityProvider"] == "FARGATE"]
+        spot = [item for item in strategy if item["capacityProvider"] == "FARGATE_SPOT"]
+        if spot and not any(item.get("base", 0) >= 1 and item.get("weight", 0) >= 1 for item in on_demand):
+            offenders.append(f"ecs service {service['serviceName']}: on FARGATE_SPOT without an on-demand FARGATE base")
     return offenders

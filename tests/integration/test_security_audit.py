@@ -54,6 +54,10 @@ AUDITS = {
     "database": lambda aws: audit.database_weaknesses(aws.rds, STACK),
     "buckets": lambda aws: audit.bucket_weaknesses(aws.s3, STACK),
     "iam": lambda aws: audit.broad_iam_grants(aws.iam, aws.ecs, STACK),
+    "task roles": lambda aws: audit.shared_or_broad_task_roles(aws.iam, aws.ecs, aws.s3, STACK),
+    "secrets": lambda aws: audit.secrets_beyond_use(aws.iam, aws.ecs, aws.secretsmanager, STACK),
+    "trust": lambda aws: audit.task_role_trust_without_source(aws.iam, aws.ecs, STACK),
+    "capacity": lambda aws: audit.spot_only_services(aws.ecs, STACK),
 }
 
 
@@ -112,12 +116,28 @@ def test_database_is_encrypted_private_and_keeps_a_week_of_backups(aws):
     assert audit.database_weaknesses(aws.rds, STACK) == []
 
 
-def test_buckets_block_public_access_are_encrypted_and_the_dag_bucket_is_versioned(aws):
+def test_buckets_block_public_access_are_encrypted_deny_plain_http_and_the_dag_bucket_is_versioned(aws):
     assert audit.bucket_weaknesses(aws.s3, STACK) == []
 
 
 def test_no_policy_of_ours_grants_wildcards_on_s3_secrets_or_logs(aws):
     assert audit.broad_iam_grants(aws.iam, aws.ecs, STACK) == []
+
+
+def test_each_component_has_a_task_role_of_its_own_and_only_the_workers_write_pipeline_data(aws):
+    assert audit.shared_or_broad_task_roles(aws.iam, aws.ecs, aws.s3, STACK) == []
+
+
+def test_each_execution_role_reads_only_the_secrets_its_task_definition_names(aws):
+    assert audit.secrets_beyond_use(aws.iam, aws.ecs, aws.secretsmanager, STACK) == []
+
+
+def test_every_task_role_trusts_only_ecs_tasks_of_this_account(aws):
+    assert audit.task_role_trust_without_source(aws.iam, aws.ecs, STACK) == []
+
+
+def test_no_service_runs_on_fargate_spot_without_an_on_demand_base(aws):
+    assert audit.spot_only_services(aws.ecs, STACK) == []
 
 
 def test_no_generated_secret_value_appears_in_verbose_play_output(deployed, aws):
@@ -133,12 +153,16 @@ def test_the_audit_covers_the_whole_stack(aws):
     assert sorted(tags[audit.BUCKET_PURPOSE_TAG] for _, tags in audit._stack_buckets(aws.s3, STACK)) == ["dags", "data"]
     families = {arn.rsplit("/", 1)[-1].split(":")[0] for arn in audit._stack_task_definition_arns(aws.ecs, STACK)}
     assert families == {*ALL_SERVICES, f"{STACK}-migrate", f"{STACK}-task"}  # the ECS executor's one-off task
-    assert audit._stack_role_names(aws.iam, aws.ecs, STACK) == [
-        f"{STACK}-airflow-task",
-        f"{STACK}-ecs-execution",
+    families = ["api-server", "scheduler", "worker", "rabbitmq", "migrate", "task"]
+    roles = set(audit._stack_role_names(aws.iam, aws.ecs, STACK)) - {f"{STACK}-broker-task"}  # with a durable broker
+    assert roles == {
+        *(f"{STACK}-{component}-task" for component in ["api-server", "scheduler", "worker"]),
+        *(f"{STACK}-{family}-execution" for family in families),  # one execution role per task definition
         f"{STACK}-image-build",
         f"{STACK}-task",  # the ECS executor's default task role
-    ]
+    }
+    definitions = audit._current_task_definitions(aws.ecs, STACK)
+    assert sorted(d["family"] for d in definitions) == sorted(f"{STACK}-{family}" for family in families)
     groups = {g["GroupName"] for g in audit._stack_security_groups(aws.ec2, STACK)}
     assert groups >= {f"{STACK}-{tier}" for tier in ["alb", "airflow", "broker", "database"]}
     secrets = [s for s in aws.secretsmanager.list_secrets()["SecretList"] if s["Name"].startswith(f"{STACK}/")]
@@ -445,7 +469,7 @@ BROAD_STATEMENTS = {
 @pytest.mark.parametrize("case", sorted(BROAD_STATEMENTS))
 def test_a_broad_inline_policy_on_a_stack_role_is_named(aws, case):
     statement, problems = BROAD_STATEMENTS[case]
-    role = f"{STACK}-ecs-execution"
+    role = f"{STACK}-worker-execution"
     document = json.dumps({"Version": "2012-10-17", "Statement": [{"Sid": "Audit", **statement}]})
     aws.iam.put_role_policy(RoleName=role, PolicyName="audit-broad", PolicyDocument=document)
     try:
@@ -457,7 +481,7 @@ def test_a_broad_inline_policy_on_a_stack_role_is_named(aws, case):
 
 @restores("iam")
 def test_a_broad_customer_managed_policy_attached_to_a_stack_role_is_named(aws):
-    role = f"{STACK}-airflow-task"
+    role = f"{STACK}-worker-task"
     document = json.dumps(
         {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "s3:*", "Resource": "*"}]}
     )
@@ -482,3 +506,158 @@ def test_a_secret_printed_by_a_task_is_named(deployed, aws):
     )
     assert not result.get("failed"), output[-3000:]
     assert audit.secret_values_in_output(aws.secretsmanager, STACK, output) == [f"secret {STACK}/database"]
+
+
+# --- One task role per component; secrets read only where used; trust; Spot; TLS.
+def _register_revision(aws: Clients, family: str, **changes) -> dict:
+    """A new revision of `family` (one without a service: its latest revision is what runs), with `changes`."""
+    current = aws.ecs.describe_task_definition(taskDefinition=family)["taskDefinition"]
+    keys = ["family", "containerDefinitions", "cpu", "memory", "networkMode", "requiresCompatibilities"]
+    keys += ["executionRoleArn", "taskRoleArn", "runtimePlatform"]
+    registration = {key: copy.deepcopy(current[key]) for key in keys if key in current}
+    return aws.ecs.register_task_definition(**{**registration, **changes})["taskDefinition"]
+
+
+def _drop_revision(aws: Clients, revision: dict) -> None:
+    # Deregister and delete: the emulator answers a family with its latest revision even when INACTIVE.
+    aws.ecs.deregister_task_definition(taskDefinition=revision["taskDefinitionArn"])
+    aws.ecs.delete_task_definitions(taskDefinitions=[revision["taskDefinitionArn"]])
+
+
+@restores("task roles", "trust")
+def test_a_task_role_shared_by_two_components_is_named(aws):
+    """The migrate task run with the workers' role: shared, and a component other than the workers may write data."""
+    worker = aws.ecs.describe_task_definition(taskDefinition=f"{STACK}-worker")["taskDefinition"]
+    role = worker["taskRoleArn"].rsplit("/", 1)[-1]
+    shared = _register_revision(aws, f"{STACK}-migrate", taskRoleArn=worker["taskRoleArn"])
+    try:
+        holders = f"{STACK}-migrate, {STACK}-worker"
+        assert audit.shared_or_broad_task_roles(aws.iam, aws.ecs, aws.s3, STACK) == [
+            f"iam role {role} is the task role of {holders}",
+            f"iam role {role} (task role of {holders}) may s3:PutObject, s3:DeleteObject in data bucket "
+            f"{_bucket(aws, 'data')}",
+        ]
+    finally:
+        _drop_revision(aws, shared)
+
+
+@restores("task roles", "iam")
+def test_a_component_other_than_the_workers_that_may_write_pipeline_data_is_named(aws):
+    role, data = f"{STACK}-api-server-task", _bucket(aws, "data")
+    statement = {"Effect": "Allow", "Action": "s3:Delete*", "Resource": f"arn:aws:s3:::{data}/*"}
+    document = json.dumps({"Version": "2012-10-17", "Statement": [statement]})
+    aws.iam.put_role_policy(RoleName=role, PolicyName="audit-data", PolicyDocument=document)
+    try:
+        assert audit.shared_or_broad_task_roles(aws.iam, aws.ecs, aws.s3, STACK) == [
+            f"iam role {role} (task role of {STACK}-api-server) may s3:DeleteObject in data bucket {data}"
+        ]
+    finally:
+        aws.iam.delete_role_policy(RoleName=role, PolicyName="audit-data")
+
+
+@restores("secrets", "iam")
+def test_an_execution_role_that_may_read_secrets_its_task_definition_does_not_name_is_named(aws):
+    """The shared execution role of earlier releases, in effect: every secret of the stack for the workers."""
+    family = f"{STACK}-worker"
+    role = f"{family}-execution"
+    definition = aws.ecs.describe_task_definition(taskDefinition=family)["taskDefinition"]
+    used = {audit._secret_arn(s["valueFrom"]) for c in definition["containerDefinitions"] for s in c.get("secrets", [])}
+    stack_secrets = [s for s in aws.secretsmanager.list_secrets()["SecretList"] if s["Name"].startswith(f"{STACK}/")]
+    unused = sorted(s["Name"] for s in stack_secrets if s["ARN"] not in used)
+    assert unused and used, "the audit would have nothing to tell apart"
+    statement = {
+        "Effect": "Allow",
+        "Action": "secretsmanager:GetSecretValue",
+        "Resource": f"arn:aws:secretsmanager:us-east-1:123456789012:secret:{STACK}/*",
+    }
+    document = json.dumps({"Version": "2012-10-17", "Statement": [statement]})
+    aws.iam.put_role_policy(RoleName=role, PolicyName="audit-every-secret", PolicyDocument=document)
+    try:
+        found = audit.secrets_beyond_use(aws.iam, aws.ecs, aws.secretsmanager, STACK)
+        owner = f"iam role {role} (execution role of {family})"
+        assert sorted(found) == [f"{owner} may read secret {name}, which it does not use" for name in unused]
+    finally:
+        aws.iam.delete_role_policy(RoleName=role, PolicyName="audit-every-secret")
+
+
+@restores("secrets")
+def test_an_execution_role_shared_by_two_task_definitions_is_named(aws):
+    worker = aws.ecs.describe_task_definition(taskDefinition=f"{STACK}-worker")["taskDefinition"]
+    shared = _register_revision(aws, f"{STACK}-task", executionRoleArn=worker["executionRoleArn"])
+    try:
+        assert audit.secrets_beyond_use(aws.iam, aws.ecs, aws.secretsmanager, STACK) == [
+            f"iam role {STACK}-worker-execution is the execution role of {STACK}-task, {STACK}-worker"
+        ]
+    finally:
+        _drop_revision(aws, shared)
+
+
+PLAIN_TRUST = {
+    "Version": "2012-10-17",
+    "Statement": [{"Effect": "Allow", "Principal": {"Service": "ecs-tasks.amazonaws.com"}, "Action": "sts:AssumeRole"}],
+}
+
+
+@restores("trust")
+@pytest.mark.parametrize(
+    ("role", "condition", "missing"),
+    [
+        ("worker-task", None, "aws:SourceAccount 123456789012 and aws:SourceArn of 123456789012's ECS"),
+        ("task", {"StringEquals": {"aws:SourceAccount": "123456789012"}}, "aws:SourceArn of 123456789012's ECS"),
+        (
+            "scheduler-task",
+            {"StringEquals": {"aws:SourceAccount": "210987654321"}, "ArnLike": {"aws:SourceArn": "arn:aws:ecs:*:*:*"}},
+            "aws:SourceAccount 123456789012 and aws:SourceArn of 123456789012's ECS",
+        ),
+    ],
+    ids=["no-condition", "account-only", "other-account"],
+)
+def test_a_task_role_trusting_ecs_tasks_of_any_account_is_named(aws, role, condition, missing):
+    role = f"{STACK}-{role}"
+    original = aws.iam.get_role(RoleName=role)["Role"]["AssumeRolePolicyDocument"]
+    trust = copy.deepcopy(PLAIN_TRUST)
+    if condition:
+        trust["Statement"][0]["Condition"] = condition
+    aws.iam.update_assume_role_policy(RoleName=role, PolicyDocument=json.dumps(trust))
+    try:
+        assert audit.task_role_trust_without_source(aws.iam, aws.ecs, STACK) == [
+            f"iam role {role} trusts ecs-tasks.amazonaws.com without {missing}"
+        ]
+    finally:
+        aws.iam.update_assume_role_policy(RoleName=role, PolicyDocument=json.dumps(audit._document(original)))
+
+
+@restores("capacity")
+def test_workers_on_fargate_spot_alone_are_named_and_an_on_demand_base_is_not(aws):
+    """The emulator runs services with the FARGATE launch type; AWS gets the strategy of ecs_service."""
+    service = f"{STACK}-worker"
+    spot = [{"capacityProvider": "FARGATE_SPOT", "weight": 1, "base": 0}]
+    based = [{"capacityProvider": "FARGATE", "weight": 1, "base": 1}, {"capacityProvider": "FARGATE_SPOT", "weight": 4}]
+    try:
+        aws.ecs.update_service(cluster=STACK, service=service, capacityProviderStrategy=spot)
+        assert audit.spot_only_services(aws.ecs, STACK) == [
+            f"ecs service {service}: on FARGATE_SPOT without an on-demand FARGATE base"
+        ]
+        aws.ecs.update_service(cluster=STACK, service=service, capacityProviderStrategy=based)
+        assert audit.spot_only_services(aws.ecs, STACK) == []
+    finally:
+        aws.ecs.update_service(cluster=STACK, service=service, capacityProviderStrategy=[])
+
+
+@restores("buckets")
+@pytest.mark.parametrize("purpose", ["dags", "data"])
+def test_a_bucket_that_admits_plain_http_is_named(aws, purpose):
+    bucket = _bucket(aws, purpose)
+    original = aws.s3.get_bucket_policy(Bucket=bucket)["Policy"]
+    [statement] = [s for s in json.loads(original)["Statement"] if s.get("Sid") == "DenyInsecureTransport"]
+    problem = f"s3 bucket {bucket}: {audit.NO_TLS_POLICY}"
+    try:
+        aws.s3.delete_bucket_policy(Bucket=bucket)
+        assert audit.bucket_weaknesses(aws.s3, STACK) == [problem]
+        # Denied over plain HTTP for the objects only: the bucket's own operations still answer over HTTP.
+        objects_only = {**statement, "Resource": f"arn:aws:s3:::{bucket}/*"}
+        weakened = {"Version": "2012-10-17", "Statement": [objects_only]}
+        aws.s3.put_bucket_policy(Bucket=bucket, Policy=json.dumps(weakened))
+        assert audit.bucket_weaknesses(aws.s3, STACK) == [problem]
+    finally:
+        aws.s3.put_bucket_policy(Bucket=bucket, Policy=original)

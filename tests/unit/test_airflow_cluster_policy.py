@@ -29,6 +29,9 @@ MAPPING = {
     "executor": ["AwsEcsExecutor", MODULE],
     "task_definition": "airflow-task",
     "container": "task",
+    "pool": "fargate_tasks",
+    "pool_slots": 4,
+    "task_cpu": 512,
     "default_role": f"{ROLES}airflow-task",
     "roles": {"books_etl": f"{ROLES}airflow-task-etl", "reports": f"{ROLES}airflow-task-reports"},
 }
@@ -54,6 +57,26 @@ def test_a_task_on_the_executor_runs_with_the_role_of_its_dag():
     work = one_task("books_etl", executor="AwsEcsExecutor")
     policy.task_policy(work)
     assert work.executor_config == {"overrides": {"taskRoleArn": f"{ROLES}airflow-task-etl"}}
+
+
+def test_a_task_on_the_executor_takes_a_slot_of_its_pool_per_task_cpu_it_asks_for():
+    default = one_task("books_etl", executor="AwsEcsExecutor", pool="somewhere_else")
+    policy.task_policy(default)
+    assert (default.pool, default.pool_slots) == ("fargate_tasks", 1)  # the quota check counts on this pool
+    bigger = one_task("books_etl", executor="AwsEcsExecutor", executor_config={"overrides": {"cpu": "1024"}})
+    policy.task_policy(bigger)
+    assert (bigger.pool, bigger.pool_slots) == ("fargate_tasks", 2)
+    celery = one_task("books_etl")
+    policy.task_policy(celery)
+    assert (celery.pool, celery.pool_slots) == ("default_pool", 1)
+
+
+@pytest.mark.parametrize(("cpu", "fragment"), [("4096", "8 slots of the pool 'fargate_tasks', which has 4"),
+                                               ("lots", "must be Fargate CPU units")])  # fmt: skip
+def test_a_task_larger_than_the_pool_is_refused(cpu, fragment):
+    work = one_task("books_etl", executor="AwsEcsExecutor", executor_config={"overrides": {"cpu": cpu}})
+    with pytest.raises(AirflowClusterPolicyViolation, match=fragment):
+        policy.task_policy(work)
 
 
 def test_a_dag_without_an_entry_runs_with_the_default_role():
@@ -132,6 +155,7 @@ def test_a_mapped_task_gets_the_role_through_its_partial_arguments():
     (mapped,) = dag.tasks
     policy.task_policy(mapped)
     assert mapped.executor_config == {"overrides": {"taskRoleArn": f"{ROLES}airflow-task-reports"}}
+    assert (mapped.pool, mapped.pool_slots) == ("fargate_tasks", 1)
 
 
 def test_without_the_mapping_the_policy_does_nothing(monkeypatch):

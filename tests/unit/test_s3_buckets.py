@@ -12,6 +12,7 @@ moto gives every account the same bucket namespace: a bucket made with another a
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from typing import Any
 
@@ -290,3 +291,67 @@ def test_bad_input_is_refused_before_any_call(buckets: list[dict[str, Any]], mes
     assert result.get("failed") is True, result
     assert message in result["msg"], result["msg"]
     assert "connect" not in result["msg"].lower()
+
+
+TLS_STATEMENT = {
+    "Sid": "DenyInsecureTransport",
+    "Effect": "Deny",
+    "Principal": "*",
+    "Action": "s3:*",
+    "Resource": [f"arn:aws:s3:::{DATA}", f"arn:aws:s3:::{DATA}/*"],
+    "Condition": {"Bool": {"aws:SecureTransport": "false"}},
+}
+# A statement someone else put in the bucket policy: kept as it is.
+READER = {
+    "Sid": "AuditorReads",
+    "Effect": "Allow",
+    "Principal": {"AWS": "arn:aws:iam::123456789012:root"},
+    "Action": "s3:GetObject",
+    "Resource": f"arn:aws:s3:::{DATA}/*",
+}
+
+
+def bucket_policy(emulator: Emulator, name: str) -> dict[str, Any] | None:
+    s3 = emulator.client("s3")
+    try:
+        return json.loads(s3.get_bucket_policy(Bucket=name)["Policy"])
+    except s3.exceptions.ClientError as exc:
+        assert exc.response["Error"]["Code"] == "NoSuchBucketPolicy"
+        return None
+
+
+def test_require_tls_merges_its_statement_into_the_bucket_policy(clean_emulator: Emulator, counted: Counted) -> None:
+    tls = {"buckets": [{"name": DATA, "require_tls": True}]}
+    created = counted.run(tls)
+    assert created["buckets"][DATA]["changes"] == ["require_tls"]
+    assert bucket_policy(clean_emulator, DATA) == {"Version": "2012-10-17", "Statement": [TLS_STATEMENT]}
+    # The emulator's endpoint stands for AWS's HTTPS one: the statement denies none of its requests.
+    s3 = clean_emulator.client("s3")
+    s3.put_object(Bucket=DATA, Key="tls/object.txt", Body=b"x")
+    assert s3.get_object(Bucket=DATA, Key="tls/object.txt")["Body"].read() == b"x"
+    s3.delete_object(Bucket=DATA, Key="tls/object.txt")
+    assert counted.run(tls)["changed"] is False
+    assert counted.calls() == {LIST: 1, "s3 GET Bucket?policy": 1}
+
+    # Another statement added out of band stays; ours, taken out or changed, comes back beside it.
+    s3.put_bucket_policy(Bucket=DATA, Policy=json.dumps({"Version": "2012-10-17", "Statement": [READER]}))
+    merged = counted.run(tls, diff=True)
+    assert merged["buckets"][DATA]["changes"] == ["require_tls"]
+    assert merged["diff"]["before"][DATA]["require_tls"]["Statement"] == [READER]
+    assert bucket_policy(clean_emulator, DATA)["Statement"] == [READER, TLS_STATEMENT]
+    weakened = {**TLS_STATEMENT, "Condition": {"Bool": {"aws:SecureTransport": "true"}}}
+    s3.put_bucket_policy(Bucket=DATA, Policy=json.dumps({"Version": "2012-10-17", "Statement": [READER, weakened]}))
+    assert counted.run(tls, check=True)["changed"] is True
+    assert bucket_policy(clean_emulator, DATA)["Statement"] == [READER, weakened]  # check mode wrote nothing
+    assert counted.run(tls)["changed"] is True
+    assert bucket_policy(clean_emulator, DATA)["Statement"] == [READER, TLS_STATEMENT]
+    assert counted.run(tls)["changed"] is False
+
+    # false: only our statement goes; the policy goes when nothing else is left.
+    off = {"buckets": [{"name": DATA, "require_tls": False}]}
+    assert counted.run(off)["changed"] is True
+    assert bucket_policy(clean_emulator, DATA)["Statement"] == [READER]
+    assert counted.run(off)["changed"] is False
+    s3.put_bucket_policy(Bucket=DATA, Policy=json.dumps({"Version": "2012-10-17", "Statement": [TLS_STATEMENT]}))
+    assert counted.run(off)["changed"] is True
+    assert bucket_policy(clean_emulator, DATA) is None

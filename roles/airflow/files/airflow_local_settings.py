@@ -6,6 +6,7 @@ mapping of airflow_task_roles as JSON in AIRFLOW_ECS_TASK_ROLES:
 
     {"executor": ["AwsEcsExecutor", "airflow.providers...AwsEcsExecutor"],  # every name of the executor
      "task_definition": "<stack>-task", "container": "task",
+     "pool": "fargate_tasks", "pool_slots": 4, "task_cpu": 512,
      "default_role": "<ARN of <stack>-task>",
      "roles": {"<dag_id>": "<ARN of <stack>-task-<name>>", ...}}
 
@@ -15,6 +16,10 @@ the executor merges executor_config into its RunTask call, so the Fargate task r
 nothing the DAG says can choose another. A DAG whose executor_config names another role, another task
 definition or anything but the task's size and environment is refused (AirflowClusterPolicyViolation:
 the DAG shows as an import error and does not run).
+
+Every such task goes into the pool `pool` (airflow_ecs_executor_max_tasks slots, set by the migrate task), taking
+one slot per task_cpu units it asks for: at most that many of the stack's Fargate tasks' vCPU run at once, which
+is what the preflight's quota check counts. A task asking for more than the whole pool is refused.
 """
 
 from __future__ import annotations
@@ -104,13 +109,32 @@ def checked_config(task: Any, mapping: dict[str, Any]) -> dict[str, Any]:
     return config
 
 
+def pool_slots(task: Any, config: dict[str, Any], mapping: dict[str, Any]) -> int:
+    """Slots of the executor's pool the task takes: one per task_cpu units of the CPU it asks for."""
+    asked = config["overrides"].get("cpu", mapping["task_cpu"])
+    try:
+        cpu = int(asked)
+    except (TypeError, ValueError):
+        _refuse(task, f"executor_config['overrides']['cpu'] must be Fargate CPU units, not {asked!r}")
+    slots = max(1, -(-cpu // int(mapping["task_cpu"])))
+    if slots > int(mapping["pool_slots"]):
+        _refuse(
+            task,
+            f"it asks for {cpu} CPU units, {slots} slots of the pool {mapping['pool']!r}, which has "
+            f"{mapping['pool_slots']} (airflow_ecs_executor_max_tasks): it could never run",
+        )
+    return slots
+
+
 def task_policy(task: Any) -> None:
     """Airflow's task cluster policy (run by the DAG processor for every task it parses)."""
     mapping = load_mapping()
     if mapping is None or not runs_on_the_executor(task, mapping):
         return
     config = checked_config(task, mapping)
-    if hasattr(task, "partial_kwargs"):  # a mapped task (.expand()): its executor_config is a partial argument
-        task.partial_kwargs["executor_config"] = config
-    else:
-        task.executor_config = config
+    placement = {"executor_config": config, "pool": mapping["pool"], "pool_slots": pool_slots(task, config, mapping)}
+    for name, value in placement.items():
+        if hasattr(task, "partial_kwargs"):  # a mapped task (.expand()): these are partial arguments
+            task.partial_kwargs[name] = value
+        else:
+            setattr(task, name, value)
