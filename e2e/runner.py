@@ -20,6 +20,7 @@ import sys
 import tempfile
 import time
 import traceback
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -55,6 +56,7 @@ DAG_ID = "books_etl"
 SHIPPED_DAG = "shipped_alone"  # tests/e2e/dags/shipped_alone.py, shipped with `--tags dags`
 ROTATION_DAG = "rotation_check"  # tests/e2e/dags/rotation_check.py, shipped with it
 PACKAGES_DAG = "image_packages"  # tests/e2e/dags/image_packages.py, shipped with it
+BROKER_DAG = "broker_replacement"  # tests/e2e/dags/broker_replacement.py: 60 short tasks, shipped with it
 # tests/e2e/dags/fargate_task_roles.py and fargate_role_escalation.py, shipped with it: tasks on the AwsEcsExecutor
 # with the role the e2e inventory maps the first DAG to (E2E_INVENTORY), and a DAG taking that role, refused.
 FARGATE_DAG, ESCALATION_DAG = "fargate_task_roles", "fargate_role_escalation"
@@ -92,7 +94,8 @@ PAGE_COUNT = 3  # the fixture site has 3 catalogue pages, 12 book pages, 9 valid
 # watchtower (Airflow's CloudWatch handler) lists log groups before creating its own; the task role may
 # only create that one existing group instead, so this denial is by design (roles/airflow/vars/main.yml).
 EXPECTED_DENIALS = {
-    ("airflow-airflow-task", "logs:DescribeLogGroups"),
+    # (each Airflow component that writes task logs: the scheduler's task runs the dag-processor and triggerer)
+    *((f"{CLUSTER}-{component}-task", "logs:DescribeLogGroups") for component in ("worker", "scheduler")),
     (FARGATE_ROLE, "logs:DescribeLogGroups"),
     (FARGATE_ROLE, "secretsmanager:GetSecretValue"),  # fargate_task_roles' read_what_its_role_lacks, by design
 }
@@ -131,6 +134,7 @@ class Result:
     container_logs: dict[str, int] = field(default_factory=dict)  # awslogs stream -> events
     task_environ: dict[str, dict] = field(default_factory=dict)  # service -> the agent's view of its task
     dags_alone: dict = field(default_factory=dict)  # make deploy-dags: changed, seconds, tasks run
+    broker_replacement: dict = field(default_factory=dict)  # the broker task replaced mid-run (BROKER_DAG)
     rotation: dict = field(default_factory=dict)  # secrets_rotate of every secret on the running stack
     # image_packages on a worker: task id -> (state, log), and the deployed Airflow image
     image_packages: dict[str, tuple[str, str]] = field(default_factory=dict)
@@ -158,6 +162,9 @@ class Result:
     worker_tasks_succeeded: int = 0
     denials: list[dict] = field(default_factory=list)  # IAM decisions that said no, other than EXPECTED_DENIALS
     teardown_runtime: dict = field(default_factory=dict)  # runtime.json after teardown.yml
+    # The deploy summary's computed worst case of database connections, and the runtime's sampled peak (runtime.json
+    # databases.<key>.connections, read before the teardown): worst_case, peak, max_connections, peak_by_client
+    connections: dict = field(default_factory=dict)
     leftovers: list[int] = field(default_factory=list)
 
     def failed_step(self) -> str | None:
@@ -252,14 +259,18 @@ class E2ERun:
         play = run_playbook("site.yml", self.deployer_env)
         if play.returncode != 0:
             raise RuntimeError(f"site.yml failed (exit {play.returncode}):\n{play.output[-4000:]}")
+        worst = re.search(r"Database connections: worst case (\d+)", play.output)
+        self.result.connections["worst_case"] = int(worst[1]) if worst else None
 
     def deploy_again(self) -> None:
-        """A second `make deploy` while the stack runs: nothing changes, nothing restarts."""
+        """Another `make deploy` while the stack runs, after the rotation (so a finished rotation must leave
+        nothing for it either): nothing changes, nothing restarts, the api-server stays in service."""
         from ansible_runner import run_playbook  # noqa: PLC0415
 
         assert self.emulator is not None
         before = self.running_task_ids()
-        play = run_playbook("site.yml", self.deployer_env)
+        # The same DAG folder as the last deploy shipped (a deploy makes the bucket mirror its folder).
+        play = run_playbook("site.yml", self.deployer_env, extra_vars={"dags_source_dir": str(self.run_dir / "dags")})
         if play.returncode != 0:
             raise RuntimeError(f"the second site.yml failed (exit {play.returncode}):\n{play.output[-4000:]}")
         self.result.rerun_changed = play.changed
@@ -290,7 +301,7 @@ class E2ERun:
         """`make deploy-dags` while the stack runs: only the DAG bucket changes, and Airflow sees the new DAG."""
         from ansible_runner import run_playbook  # noqa: PLC0415
 
-        source = self.dag_folder(SHIPPED_DAG, ROTATION_DAG, PACKAGES_DAG, FARGATE_DAG, ESCALATION_DAG)
+        source = self.dag_folder(SHIPPED_DAG, ROTATION_DAG, PACKAGES_DAG, FARGATE_DAG, ESCALATION_DAG, BROKER_DAG)
         began = time.monotonic()
         play = run_playbook(
             "site.yml",
@@ -379,6 +390,37 @@ class E2ERun:
         self.result.fargate["refused"] = refused[0]["stack_trace"] if refused else ""
         log(f"  {FARGATE_DAG} run {run['state']}; ECS tasks {len(self.result.fargate['ecs_tasks'])}")
 
+    def replace_broker_mid_run(self) -> None:
+        """ECS replaces the broker task while a 60-task run is under way (StopTask, as a Fargate task retirement
+        or an OOM kill would): no task instance is lost or retried."""
+        api = self.api or self.login()
+        ecs = self.client("ecs")
+        api.wait_for_dag(BROKER_DAG, timeout=240)
+        run_id = api.trigger(BROKER_DAG, {})["dag_run_id"]
+        api.set_paused(BROKER_DAG, False)
+        began = time.monotonic()
+        while True:  # some done, many still to be sent or queued in the broker
+            states = Counter(ti["state"] for ti in api.task_instances(BROKER_DAG, run_id))
+            if states["success"] >= 5 or time.monotonic() - began > 300:
+                break
+            time.sleep(0.5)
+        (old_task,) = ecs.list_tasks(cluster=CLUSTER, serviceName=f"{CLUSTER}-rabbitmq")["taskArns"]
+        ecs.stop_task(cluster=CLUSTER, task=old_task, reason="e2e: the broker task is replaced mid-run")
+        stopped = time.monotonic()
+        finished = api.wait_for_run(BROKER_DAG, run_id, timeout=600)
+        api.set_paused(BROKER_DAG, True)
+        instances = api.task_instances(BROKER_DAG, run_id)
+        new_tasks = ecs.list_tasks(cluster=CLUSTER, serviceName=f"{CLUSTER}-rabbitmq")["taskArns"]
+        self.result.broker_replacement = {
+            "run": finished["state"],
+            "at_stop": dict(states),
+            "states": dict(Counter(ti["state"] for ti in instances)),
+            "tries": dict(Counter(ti["try_number"] for ti in instances)),
+            "replaced": bool(new_tasks) and old_task not in new_tasks,
+            "run_seconds_after_stop": round(time.monotonic() - stopped, 1),
+        }
+        log(f"  broker replacement: {self.result.broker_replacement}")
+
     def rotate_secrets(self) -> None:
         """site.yml -e secrets_rotate=[every secret but the admin's] while the stack runs: a connection and a
         variable stored before read the same on a worker after, RDS takes the new password, and the data
@@ -445,7 +487,6 @@ class E2ERun:
             old_password_refused = False
         except psycopg2.OperationalError:
             old_password_refused = True
-        again = run_playbook("site.yml", self.deployer_env, extra_vars={"dags_source_dir": extra["dags_source_dir"]})
         new_key = Fernet(after["fernet_key"])
         self.result.rotation = {
             "play_seconds": seconds,
@@ -456,7 +497,6 @@ class E2ERun:
             "connection_under_new_key": new_key.decrypt(stored_password.encode()).decode() == conf["password"],
             "variable_under_new_key": new_key.decrypt(stored_value.encode()).decode() == conf["value"],
             "old_database_password_refused": old_password_refused,
-            "rerun": (again.returncode, again.changed),
         }
         log(f"  rotation: {self.result.rotation}")
 
@@ -732,6 +772,9 @@ class E2ERun:
         from ansible_runner import run_playbook  # noqa: PLC0415
 
         assert self.emulator is not None
+        for database in self.emulator.runtime().get("databases", {}).values():
+            sampled = database.get("connections", {})
+            self.result.connections.update({k: sampled.get(k) for k in ("peak", "max_connections", "peak_by_client")})
         play = run_playbook("teardown.yml", self.deployer_env)
         if play.returncode != 0:
             raise RuntimeError(f"teardown.yml failed (exit {play.returncode}):\n{play.output[-4000:]}")
@@ -789,13 +832,14 @@ class E2ERun:
         try:
             self.boot()
             self.step("ecs state", self.read_ecs)
-            self.step("deploy again", self.deploy_again)
             self.step("books_etl run", self.run_books_etl)
             self.step("migrate again", self.rerun_migrate)
             self.step("deploy dags alone", self.deploy_dags_alone)
             self.step("image packages", self.run_image_packages)
             self.step("fargate tasks", self.run_fargate_tasks)
+            self.step("broker replacement", self.replace_broker_mid_run)
             self.step("rotate secrets", self.rotate_secrets)
+            self.step("deploy again", self.deploy_again)
             self.step("task logs", self.read_task_logs)
             self.step("s3 outputs", self.read_outputs)
             self.step("cloudwatch", self.read_cloudwatch)
@@ -833,6 +877,11 @@ def summary(result: Result) -> str:
     )
     lines.append(f"  data bucket objects: {len(result.data_keys)}; curated rows: {result.parquet_rows}")
     lines.append(f"  task logs read: {len(result.task_logs)}; container log streams: {len(result.container_logs)}")
+    sampled = result.connections
+    lines.append(
+        f"  connections peak {sampled.get('peak')} (computed worst case {sampled.get('worst_case')}, "
+        f"max_connections {sampled.get('max_connections')}); by client: {sampled.get('peak_by_client')}"
+    )
     lines.append(f"  screenshot: {result.screenshot}")
     for denial in result.denials:
         lines.append(f"  ACCESS DENIED: {denial['principal']} {denial['action']} on {denial['resource']}")

@@ -14,6 +14,7 @@ the newest offered), which DescribeDBInstances reports.
 ECR gets pull-through cache rules and GetDownloadUrlForLayer (registry.py); CodeBuild's StartBuild runs
 the build (codebuild.py), in both modes. Service-linked roles get AWS's names, and ECS's first cluster with
 capacity providers in an account without ECS's role fails as on a new account (service_linked_roles.py).
+Service Quotas answers the Fargate vCPU and Elastic IP quotas the preflight reads (service_quotas.py).
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ from typing import Any
 import moto.server
 from moto.rds.models import DBInstance, RDSBackend
 
-from embedded_aws import codebuild, credentials, iam, registry, service_linked_roles
+from embedded_aws import codebuild, credentials, iam, registry, service_linked_roles, service_quotas
 
 OFFERINGS = json.loads((Path(__file__).with_name("offerings.json")).read_text())
 _moto_orderable = RDSBackend.describe_orderable_db_instance_options
@@ -133,6 +134,7 @@ if __name__ == "__main__":
     credentials.start_from_environment()
     registry.install()
     service_linked_roles.install()
+    service_quotas.install()
     codebuild.install(f"http://127.0.0.1:{server_port()}")
     start_agent()
     moto.server.main()

@@ -21,7 +21,9 @@ second, as ECS's scheduler and agent do:
   the target group's own health check path, matcher and healthy/unhealthy threshold counts; a target
   found unhealthy after the service's healthCheckGracePeriodSeconds stops its task ("Task failed ELB
   health checks"), and a load-balanced task counts as healthy for a rollout only once its targets are;
-  every ALB listener and every Cloud Map name is a local `forwarder.Listener`.
+  every Cloud Map name is a local `forwarder.Listener`, every ALB listener a `forwarder.HttpListener` that
+  acts on each request as the listener's rules say (path-pattern and host conditions, forward,
+  fixed-response and redirect actions, by priority).
 
 What a user can reach is written to <runtime dir>/runtime.json (UI URL and such) after each change.
 """
@@ -47,8 +49,8 @@ from moto.elbv2.models import elbv2_backends
 from moto.rds.models import rds_backends
 from moto.servicediscovery.models import servicediscovery_backends
 
-from embedded_aws import autoscaling, ecs_state, servers
-from embedded_aws.forwarder import Listener, free_port
+from embedded_aws import autoscaling, cgroups, connections, ecs_state, servers
+from embedded_aws.forwarder import Action, HttpListener, Listener, Rule, free_port
 from embedded_aws.processes import Processes, kill_leftovers
 from embedded_aws.task_run import TaskRun
 
@@ -57,6 +59,7 @@ POLL_SECONDS = 0.5
 TARGET_CHECK_SECONDS = 2.0
 MAX_RESTART_DELAY = 30.0
 LISTENER_PORT_OFFSET = 8000  # an ALB listener on port 80 is served on 127.0.0.1:8080 when that is free
+MAX_PRIORITY = 50000  # of a listener rule; the default rule comes after every other
 
 
 @dataclass
@@ -89,6 +92,8 @@ class Database:
     ready: threading.Event = field(default_factory=threading.Event)
     error: str = ""
     stopping: bool = False
+    connections: connections.ConnectionPeaks = field(default_factory=connections.ConnectionPeaks)
+    sampler: connections.Sampler | None = None
 
 
 class Agent:
@@ -96,7 +101,7 @@ class Agent:
         self.settings = settings
         self.runs: dict[str, TaskRun] = {}  # task ARN -> its run
         self.databases: dict[str, Database] = {}
-        self.listeners: dict[str, Listener] = {}  # "lb:<listener arn>" or "dns:<name>:<port>"
+        self.listeners: dict[str, Listener | HttpListener] = {}  # "lb:<listener arn>" or "dns:<name>:<port>"
         self.target_checks: dict[tuple[str, str], float] = {}  # (target group, target) -> last check
         self.target_streaks: dict[tuple[str, str], tuple[str, int]] = {}  # -> (last result, how many in a row)
         self.failures: dict[str, tuple[int, float]] = {}  # service ARN -> (failures in a row, last stop)
@@ -107,6 +112,8 @@ class Agent:
         shutil.rmtree(settings.runtime_dir, ignore_errors=True)
         settings.runtime_dir.mkdir(parents=True)
         settings.runtime_dir.chmod(0o755)  # the postgres user must reach its data directory
+        self.limits = cgroups.Limits(settings.runtime_dir)  # Fargate's task CPU and memory limits, when it can
+        log.warning("local runtime: %s", self.limits.status)
 
     # -- loop ---------------------------------------------------------------------------------------
 
@@ -148,11 +155,14 @@ class Agent:
         for run in runs:
             run.join(timeout=run.stop_timeout + 15)
         for database in self.databases.values():
+            if database.sampler is not None:
+                database.sampler.stop()
             with contextlib.suppress(Exception):
                 database.postgres.stop()
         for listener in self.listeners.values():
             listener.close()
         kill_leftovers(str(self.settings.runtime_dir))
+        cgroups.sweep(self.settings.runtime_dir)
 
     # -- RDS ----------------------------------------------------------------------------------------
 
@@ -182,7 +192,8 @@ class Agent:
     def start_database(self, key: str, instance: Any) -> None:
         root = self.settings.runtime_dir / "rds" / key.replace("/", "-")
         root.mkdir(parents=True, exist_ok=True)
-        postgres = servers.Postgres(Processes(root), root, free_port())
+        max_connections = connections.max_connections_for(str(instance.db_instance_class))
+        postgres = servers.Postgres(Processes(root), root, free_port(), max_connections)
         database = Database(
             key,
             instance.address,
@@ -191,6 +202,7 @@ class Agent:
             instance.master_username,
             instance._master_user_password or "",
         )
+        database.connections.max_connections = max_connections
         self.databases[key] = database
 
         def boot() -> None:
@@ -200,6 +212,8 @@ class Agent:
                     servers.DatabaseUrl(database.user, database.password, "", 0, instance.db_name or "")
                 )
                 database.ready.set()
+                database.sampler = connections.Sampler(postgres.socket_dir, postgres.port, database.connections)
+                database.sampler.start()
             except Exception as exc:  # tasks that need it fail to connect, as with a broken instance
                 detail = (getattr(exc, "stderr", None) or b"").decode(errors="replace").strip()
                 database.error = f"{type(exc).__name__}: {exc} {detail}".strip()
@@ -209,6 +223,8 @@ class Agent:
 
     def _drop_database(self, database: Database) -> None:
         """The instance was deleted: its server stops and its data goes (listed until then)."""
+        if database.sampler is not None:
+            database.sampler.stop()
         with contextlib.suppress(Exception):
             database.postgres.stop()
         shutil.rmtree(database.postgres.root.parent, ignore_errors=True)
@@ -479,20 +495,35 @@ class Agent:
         self.check_targets()
         listeners = balancer_listeners()
         for balancer, listener in listeners:
-            forward = [a for a in listener.default_actions if a.type == "forward"]
-            if forward and f"lb:{listener.arn}" not in self.listeners:
-                group = (
-                    forward[0].data.get("TargetGroupArn")
-                    or forward[0].data["ForwardConfig"]["TargetGroups"][0]["TargetGroupArn"]
-                )
+            if listener.protocol in ("HTTP", "HTTPS") and f"lb:{listener.arn}" not in self.listeners:
                 self.listeners[f"lb:{listener.arn}"] = listen(
                     f"{balancer.name}:{listener.port}",
-                    lambda g=group: self.healthy_targets(g),
+                    lambda found=listener: self.listener_rules(found),
                     LISTENER_PORT_OFFSET + int(listener.port),
+                    protocol=listener.protocol,
+                    listener_port=int(listener.port),
                 )
         live = {listener.arn for _, listener in listeners}
         for key in [k for k in self.listeners if k.startswith("lb:") and k[3:] not in live]:
             self.listeners.pop(key).close()
+
+    def listener_rules(self, listener: Any) -> list[Rule]:
+        """The listener's rules as ELB holds them now (read for every request), the default one last."""
+        rules = [
+            Rule(int(rule.priority), list(rule.conditions), self.action(rule.actions))
+            for rule in list(listener.rules.values())
+            if not rule.is_default
+        ]
+        return [*rules, Rule(MAX_PRIORITY + 1, [], self.action(listener.default_actions))]
+
+    def action(self, actions: list[Any]) -> Action:
+        """The action that answers: the last of the list (authentication actions come before it)."""
+        data = actions[-1].data
+        if data.get("Type") == "forward":
+            group = data.get("TargetGroupArn") or data["ForwardConfig"]["TargetGroups"][0]["TargetGroupArn"]
+            return Action("forward", targets=lambda: self.healthy_targets(group))
+        config = data.get("FixedResponseConfig") or data.get("RedirectConfig") or {}
+        return Action(data.get("Type") or "", config=dict(config))
 
     def healthy_targets(self, group_arn: str) -> list[tuple[str, int]]:
         """Where the listener may forward: targets still registered in the group and healthy."""
@@ -582,6 +613,7 @@ class Agent:
         }
         state = {
             "pid": os.getpid(),
+            "resource_limits": self.limits.status,
             "load_balancers": balancers,
             "services": services,
             "tasks": {
@@ -597,11 +629,17 @@ class Agent:
                     "images": {name: image.source for name, image in run.images.items()},
                     "task_role": (run.task_role_arn or "").rsplit("/", 1)[-1],
                     "usage": run.usage(),
+                    "cgroup": run.cgroup.report() if run.cgroup else None,  # cgroups.py; removed once it stops
                 }
                 for run in list(self.runs.values())
             },
             "databases": {
-                d.key: {"port": d.postgres.port, "ready": d.ready.is_set(), "error": d.error}
+                d.key: {
+                    "port": d.postgres.port,
+                    "ready": d.ready.is_set(),
+                    "error": d.error,
+                    "connections": d.connections.report(),
+                }
                 for d in self.databases.values()
             },
         }
@@ -633,12 +671,12 @@ def balancer_listeners() -> list[tuple[Any, Any]]:
     ]
 
 
-def listen(name: str, backends: Any, preferred: int) -> Listener:
-    """A listener on the preferred local port (8080 for an ALB's 80), or a free one when it is taken."""
+def listen(name: str, rules: Any, preferred: int, protocol: str, listener_port: int) -> HttpListener:
+    """An ALB listener on the preferred local port (8080 for an ALB's 80), or a free one when it is taken."""
     try:
-        return Listener(name, backends, preferred)
+        return HttpListener(name, rules, port=preferred, protocol=protocol, listener_port=listener_port)
     except OSError:
-        return Listener(name, backends)
+        return HttpListener(name, rules, protocol=protocol, listener_port=listener_port)
 
 
 def discovery_name(discovery: Any, service_id: str) -> str:

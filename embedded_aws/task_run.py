@@ -7,7 +7,9 @@ ECR the environment its CodeBuild build made, rabbitmq Debian's rabbitmq-server;
 credentials, each container's awslogs stream is created with them, then each container's environment is
 its task definition's plus the printed rewrites (localize.py) and what Fargate gives every container,
 including the task role's credentials endpoint. The containers share the task's network namespace: one
-local port map for the task. Failures end the task STOPPED with ECS's stop code and reason
+local port map for the task. The task's cgroup holds it to its CPU and memory, each container's to its own
+(cgroups.py); a container the OOM killer ended is reported with ECS's OutOfMemoryError reason.
+Failures end the task STOPPED with ECS's stop code and reason
 (CannotPullContainerError, ResourceInitializationError, CannotStartContainerError). RUNNING: every
 container runs (dependsOn is not waited for); each health check runs as Docker runs it (startPeriod,
 interval, timeout, retries), the task's health being its essential container's; each process's output
@@ -33,7 +35,7 @@ from typing import TYPE_CHECKING, Any
 import boto3
 from botocore.config import Config
 
-from embedded_aws import credentials, ecs_state, registry, servers
+from embedded_aws import cgroups, credentials, ecs_state, efs, registry, servers
 from embedded_aws.forwarder import free_port
 from embedded_aws.localize import LocalContainer, LocalEndpoints, localize, platform_env, task_ports
 from embedded_aws.processes import Proc, Processes, groups_usage, kill_leftovers
@@ -93,6 +95,8 @@ class ContainerRun:
     log_stream: tuple[str, str] | None = None  # (group, stream) of its awslogs driver
     shipped: int = 0  # bytes of its log file sent to CloudWatch Logs
     usage: Usage = field(default_factory=Usage)
+    limits: dict[str, int] = field(default_factory=dict)  # memory, memoryReservation, cpu of its definition
+    cgroup: cgroups.Cgroup | None = None
 
     @property
     def name(self) -> str:
@@ -113,7 +117,9 @@ class TaskRun(threading.Thread):
         self.ports: dict[int, int] = {}  # the task's: every container listens on the same local ports
         self.containers: list[ContainerRun] = []
         self.images: dict[str, registry.RunnableImage] = {}  # container name -> what its image runs here
+        self.mounts: dict[str, dict[str, Path]] = {}  # container name -> its EFS mounts (container path -> host dir)
         self.processes: Processes | None = None
+        self.cgroup: cgroups.Cgroup | None = None  # the task's CPU and memory limits; its containers' below
         self.stop_requested = False
         self.stop_initiator: str | None = None  # scheduler | user | health; None: the container exited itself
         self.became_ready = False
@@ -187,11 +193,17 @@ class TaskRun(threading.Thread):
         definitions = [self.with_overrides(d) for d in self.definition.container_definitions]
         self.check_runnable(definitions)
         self.pull_images(definitions)
+        try:
+            self.mounts = efs.task_mounts(self, definitions)
+        except efs.MountRefused as exc:
+            raise TaskFailed("TaskFailedToStart", str(exc)) from exc
         resolver = SecretResolver(
             self.role_client("secretsmanager", getattr(self.definition, "execution_role_arn", None), "secrets")
         )
         records = {record.name: record for record in self.task.containers}
-        self.containers = [ContainerRun(self.resolve(d, resolver), records[d["name"]]) for d in definitions]
+        self.containers = [
+            ContainerRun(self.resolve(d, resolver), records[d["name"]], limits=container_limits(d)) for d in definitions
+        ]
         self.stop_timeout = max(c.spec.stop_timeout for c in self.containers)
         for c in self.containers:
             self.open_log_stream(c)
@@ -199,6 +211,9 @@ class TaskRun(threading.Thread):
         endpoints = self.endpoints()
         self.directory.mkdir(parents=True, exist_ok=True)
         self.processes = Processes(self.directory)
+        self.cgroup = self.agent.limits.task(
+            self.task.id, int(getattr(self.definition, "cpu", 0) or 0), int(getattr(self.definition, "memory", 0) or 0)
+        )
         for c in self.containers:
             self.start_container(c, endpoints)
         ecs_state.set_status(self.task, "RUNNING")
@@ -276,6 +291,13 @@ class TaskRun(threading.Thread):
         c.local = localize(c.spec, endpoints, self.platform(c.spec), self.images[c.name].program)
         argv = self.argv(c.spec) if self.images[c.name].runs_on(self.cpu_architecture) else EXEC_FORMAT_ERROR
         cwd = Path(c.local.env.get("AIRFLOW_HOME") or c.local.env["HOME"])
+        if self.cgroup is not None:
+            c.cgroup = self.cgroup.child(c.name)
+            c.cgroup.limit(
+                memory_mib=c.limits.get("memory", 0),
+                reservation_mib=c.limits.get("memoryReservation", 0),
+                shares=c.limits.get("cpu", 0),
+            )
         try:
             c.proc = self.processes.start(
                 c.name,
@@ -284,6 +306,7 @@ class TaskRun(threading.Thread):
                 cwd,
                 stop_timeout=c.spec.stop_timeout,
                 signal_group=self.signals_group(c.spec),
+                cgroup=c.cgroup,
             )
         except OSError as exc:
             raise TaskFailed(
@@ -333,7 +356,8 @@ class TaskRun(threading.Thread):
         """What the image and Fargate give the container; PATH starts with the image's environment (registry.py)."""
         image = self.images[spec.name]
         rabbit = image.program == "rabbitmq"
-        extra = servers.prepare_rabbitmq_files(self.directory) if rabbit else {}
+        data = self.mounts.get(spec.name, {}).get(servers.RABBITMQ_DATA_DIR)
+        extra = servers.prepare_rabbitmq_files(self.directory, data) if rabbit else {}
         extra["ECS_AGENT_TASK_DIR"] = str(self.directory)
         role = self.task_role_arn
         if role:
@@ -461,6 +485,8 @@ class TaskRun(threading.Thread):
                 c.exit_code = 128 - code if code < 0 else code
                 c.record.last_status = "STOPPED"
                 c.record.exitCode = c.exit_code
+                if c.cgroup is not None and c.cgroup.oom_kills():  # Docker's OOMKilled, as ECS reports it
+                    c.record.reason = cgroups.OOM_REASON
 
     def stop_containers(self) -> None:
         """The essential container exited or the task is stopping: ECS stops every container still running,
@@ -486,7 +512,7 @@ class TaskRun(threading.Thread):
             return
         while c.proc.alive() and not self.stop_requested:
             began = time.monotonic()
-            code = run_check(c.local.health_check, c.local.env, check.timeout)
+            code = run_check(c.local.health_check, c.local.env, check.timeout, c.cgroup)
             cost = time.monotonic() - began
             if code == 0:
                 failures, health = 0, "HEALTHY"
@@ -537,6 +563,8 @@ class TaskRun(threading.Thread):
         self.agent.task_stopped(self)
         if started:
             kill_leftovers(str(self.directory), grace=1)  # children that left the process group
+        if self.cgroup is not None:
+            self.cgroup.remove()
 
 
 class _NoRole:
@@ -571,10 +599,17 @@ def read_environ(pid: int, timeout: float = 10) -> dict[str, str]:
         time.sleep(0.01)
 
 
-def run_check(command: str, env: dict[str, str], timeout: float) -> int:
-    """`sh -c command` in its own process group, killed whole on timeout (as Docker kills the exec); -1 then."""
+def container_limits(definition: dict[str, Any]) -> dict[str, int]:
+    """The container definition's memory (hard), memoryReservation (soft) and cpu units, those it sets."""
+    return {key: int(definition[key]) for key in ("memory", "memoryReservation", "cpu") if definition.get(key)}
+
+
+def run_check(command: str, env: dict[str, str], timeout: float, cgroup: cgroups.Cgroup | None = None) -> int:
+    """`sh -c command` in its own process group, killed whole on timeout (as Docker kills the exec); -1 then.
+    Like Docker's exec it runs in the container's cgroup: its memory and CPU count against the container's."""
+    argv = ["sh", "-c", command]
     proc = subprocess.Popen(
-        ["sh", "-c", command],
+        cgroup.wrap(argv, env) if cgroup is not None else argv,
         env=env,
         cwd=env.get("AIRFLOW_HOME") or env["HOME"],
         stdin=subprocess.DEVNULL,

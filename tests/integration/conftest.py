@@ -7,6 +7,7 @@ logs every request; test_deployer_policy.py reads that log.
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import re
@@ -28,7 +29,7 @@ CREDENTIALS_TOKEN = "task-credentials-token"
 IAM_LOG = "iam.jsonl"  # in the stack's work directory: the emulator writes it, Deployer.requests reads it
 PROBE = ROOT / "tests" / "task_role_probe.py"
 REMOVED_FOR_THE_DENIAL_TEST = "secretsmanager:CreateSecret"
-TASK_ROLES = ("airflow-airflow-task", "airflow-ecs-execution")
+TASK_ROLES = ("airflow-api-server-task", "airflow-scheduler-task", "airflow-worker-task", "airflow-scheduler-execution")
 
 
 @dataclass
@@ -110,6 +111,7 @@ def image_of_tag(emulator: Emulator, repository: str, tag_prefix: str, exclude: 
 
 
 ALLOWED_CIDRS = ["203.0.113.0/24", "198.51.100.7/32"]
+UI_DOMAIN = "airflow.example.com"  # the features run's domain name, in the public zone example.com
 ALARM_EMAIL = "oncall@example.com"  # subscribed by the features run, unsubscribed by the broker switch
 
 
@@ -171,16 +173,19 @@ def deployed(stack_emulator: Emulator, deployer: Deployer) -> Deployment:
 def featured(deployed: Deployment, tmp_path_factory: pytest.TempPathFactory) -> Featured:
     """Two more runs on the deployed stack, requested only by tests that run after every reader of the default stack.
 
-    `features` turns on HTTPS, restricted CIDRs, an alarm e-mail and Flower, moves the dag-processor and
-    the triggerer out of the scheduler's task into services of their own, narrows worker autoscaling from
+    `features` turns on HTTPS with a domain name (a Route 53 alias in example.com), restricted CIDRs, an
+    alarm e-mail and Flower, moves the dag-processor and the triggerer out of the scheduler's task into
+    services of their own, narrows worker autoscaling from
     0-4 to 1-3 and rotates one secret (ROTATED); `upgraded` then changes only
     the Airflow image, so it also proves the features re-run without changes.
     """
     emulator, env = deployed.emulator, deployed.deployer.env
-    certificate_arn = import_self_signed_certificate(emulator)
+    certificate_arn = import_self_signed_certificate(emulator, UI_DOMAIN)
+    emulator.client("route53").create_hosted_zone(Name=UI_DOMAIN.split(".", 1)[1], CallerReference="featured")
     variables = {
         **RESIZED_WORKER,
         "load_balancer_certificate_arn": certificate_arn,
+        "load_balancer_domain_name": UI_DOMAIN,  # its zone (example.com) found by name
         "network_alb_allowed_cidrs": ALLOWED_CIDRS,
         "airflow_nodes_worker_min_count": 1,
         "airflow_nodes_worker_max_count": 3,
@@ -265,6 +270,12 @@ def broker_state(emulator: Emulator) -> dict:
         broker["subnet_tiers"] = [{t["Key"]: t["Value"] for t in s["Tags"]}.get("airflow-ecs:tier") for s in subnets]
         groups = ec2.describe_security_groups(GroupIds=broker["SecurityGroups"])["SecurityGroups"]
         broker["group_names"] = [g["GroupName"] for g in groups]
+        current = (broker.get("Configurations") or {}).get("Current") or {}
+        if current.get("Id"):  # the settings of the revision the broker runs
+            revision = mq.describe_configuration_revision(
+                ConfigurationId=current["Id"], ConfigurationRevision=str(current["Revision"])
+            )
+            broker["configuration_data"] = base64.b64decode(revision["Data"]).decode()
     groups = {
         g["GroupName"]: g
         for g in ec2.describe_security_groups(
@@ -342,10 +353,10 @@ def run_task_role_probes(emulator: Emulator, credentials_port: int) -> dict[str,
         }
     )
     probes = {
-        "airflow_task_logs": ("airflow-airflow-task", ["/ecs/airflow/tasks"]),
-        "airflow_buckets": ("airflow-airflow-task", [buckets["dags"], buckets["data"]]),
-        "execution_secrets": ("airflow-ecs-execution", secrets),
-        "worker_demand": ("airflow-airflow-task", ["airflow-ecs/airflow"]),  # the scheduler task's publisher
+        "airflow_task_logs": ("airflow-worker-task", ["/ecs/airflow/tasks"]),
+        "airflow_buckets": ("airflow-worker-task", [buckets["dags"], buckets["data"]]),
+        "execution_secrets": ("airflow-migrate-execution", secrets),
+        "worker_demand": ("airflow-scheduler-task", ["airflow-ecs/airflow"]),  # the scheduler task's publisher
     }
     results = {}
     for probe, (role, args) in probes.items():

@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 import yaml
 from ansible_runner import BIN, RECAP, ROOT, PlayResult, base_env, run_playbook, upgraded_recipe
+from certificates import import_self_signed_certificate
 from emulator import free_port
 from stack_inventory import leftover_resources
 
@@ -244,6 +245,11 @@ BAD_INPUTS = {
         "messaging_amazonmq_instance_type",
         "one of",
     ),
+    "amazonmq-without-quorum-queues": (
+        {"broker_backend": "amazonmq", "messaging_amazonmq_engine_version": "3.12"},
+        "messaging_amazonmq_engine_version",
+        '"3.13" or later',
+    ),
     "amazonmq-rotate-broker": (
         {"broker_backend": "amazonmq", "secrets_rotate": ["broker"]},
         "secrets_rotate",
@@ -263,6 +269,30 @@ BAD_INPUTS = {
         {"load_balancer_certificate_arn": CERTIFICATE},
         "load_balancer_certificate_arn",
         "no ACM certificate",
+    ),
+    "domain-not-a-dns-name": (
+        {"load_balancer_certificate_arn": CERTIFICATE, "load_balancer_domain_name": "Airflow_UI"},
+        "load_balancer_domain_name",
+        "lower-case DNS name",
+    ),
+    "domain-without-certificate": (
+        {"load_balancer_domain_name": "airflow.example.com"},
+        "load_balancer_domain_name",
+        "without load_balancer_certificate_arn",
+    ),
+    "hosted-zone-without-domain": (
+        {"load_balancer_hosted_zone_id": "Z0123456789ABCDEFGHIJ"},
+        "load_balancer_hosted_zone_id",
+        "without load_balancer_domain_name",
+    ),
+    "hosted-zone-id-with-prefix": (
+        {
+            "load_balancer_certificate_arn": CERTIFICATE,
+            "load_balancer_domain_name": "airflow.example.com",
+            "load_balancer_hosted_zone_id": "/hostedzone/Z0123456789ABCDEFGHIJ",
+        },
+        "load_balancer_hosted_zone_id",
+        "without /hostedzone/",
     ),
     "tls-policy-unknown": ({"load_balancer_ssl_policy": "TLSv1.3-only"}, "load_balancer_ssl_policy", "security policy"),
     "health-check-path-relative": (
@@ -315,6 +345,18 @@ BAD_INPUTS = {
         "airflow_image",
         "has no image tagged '3.3.2-0123456789ab'",
     ),
+    # database connection budget (plugins/filter/capacity.py)
+    "database-too-small-for-the-workers": (
+        {"airflow_nodes_worker_max_count": 6},
+        "database_instance_class",
+        "the stack can open 82 PostgreSQL connections",
+    ),
+    "airflow-default-pools-exceed-the-database": (
+        {"database_pool_size": 5, "database_max_overflow": 10},
+        "database_instance_class",
+        "database_pool_size + database_max_overflow at most",
+    ),
+    "pool-size-zero": ({"database_pool_size": 0}, "database_pool_size", "at least 1"),
 }
 
 # Cases whose answer needs the account (every other case is refused before any AWS call).
@@ -349,13 +391,14 @@ def host_outputs(output: str) -> dict[str, str]:
     return {name: "\n".join(lines) for name, lines in found.items()}
 
 
-def run_cases(directory: Path, env: dict[str, str], cases: list[str]) -> PlayResult:
-    """One site.yml run for many cases: each case is a host of the emulator inventory with its values as host
-    vars (above every group_vars and role default, as -e would be), so one process judges them all."""
+def run_cases(directory: Path, env: dict[str, str], cases: list[str], table: dict | None = None) -> PlayResult:
+    """One site.yml run for many cases (of BAD_INPUTS, or `table`): each case is a host of the emulator inventory
+    with its values as host vars (above every group_vars and role default, as -e would be), so one process judges
+    them all."""
     directory.mkdir()
     (directory / "group_vars").symlink_to(ROOT / "inventories" / "emulator" / "group_vars")
     local = {"ansible_connection": "local", "ansible_python_interpreter": "{{ ansible_playbook_python }}"}
-    hosts = {case: {**local, **BAD_INPUTS[case][0]} for case in cases}
+    hosts = {case: {**local, **(table or BAD_INPUTS)[case][0]} for case in cases}
     inventory = directory / "hosts.yml"
     inventory.write_text(yaml.safe_dump({"all": {"children": {"airflow_ecs": {"hosts": hosts}}}}))
     # Ansible's own linear strategy: Mitogen serves every host of the same local connection from one
@@ -392,6 +435,39 @@ def test_bad_input_fails_before_any_resource_exists(judged, case, variable, frag
     assert "Traceback" not in output, output[-3000:]
     assert "Cannot use the AWS endpoint" not in output, output[-3000:]
     assert leftovers == []
+
+
+@pytest.mark.parametrize(
+    ("quotas", "extra", "fragments"),
+    [
+        # A new account (no applied Fargate values: AWS's defaults, 6 vCPU each) holds the default stack
+        # (tests/unit/test_capacity_filters.py), but not eight executor tasks more at once: 6.25 vCPU.
+        ({"fargate/L-3032A538": None, "fargate/L-36FBB829": None}, {"airflow_ecs_executor_max_tasks": 8},
+         ["Fargate On-Demand vCPU resource count (fargate L-3032A538, default value 6", "the stack can need 6.25",
+          "request an increase to at least", "airflow_ecs_executor_max_tasks"]),
+        # An account whose Spot quota was lowered below the workers' 4 x 1 vCPU.
+        ({"fargate/L-36FBB829": 3}, {}, ["Fargate Spot vCPU resource count (fargate L-36FBB829, applied value 3",
+                                         "the stack can need 4", "airflow_nodes_worker_max_count"]),
+    ],
+    ids=["new-account-more-executor-tasks", "spot-quota-lowered"],
+)  # fmt: skip
+def test_quota_too_small_is_refused_before_any_resource_exists(tmp_path, quotas, extra, fragments):
+    """The account's quotas are the emulator's (embedded_aws/service_quotas.py), so each case has its own."""
+    import json  # noqa: PLC0415
+
+    from emulator import start_emulator  # noqa: PLC0415
+
+    server = start_emulator(tmp_path / "moto.log", env={"EMBEDDED_AWS_SERVICE_QUOTAS": json.dumps(quotas)})
+    try:
+        result = run_playbook("site.yml", server.env(), extra_vars=extra)
+        assert result.returncode != 0, result.output[-3000:]
+        output = " ".join(result.output.split())
+        for fragment in fragments:
+            assert fragment in output, result.output[-3000:]
+        assert "Traceback" not in result.output, result.output[-3000:]
+        assert leftover_resources(server) == []
+    finally:
+        server.stop()
 
 
 def test_unreachable_endpoint_fails_with_one_sentence(clean_emulator):
@@ -457,3 +533,67 @@ def test_run_from_another_directory_says_where_to_run(clean_emulator, tmp_path):
     assert proc.returncode != 0
     assert "No host is in group airflow_ecs, so nothing would run" in output and f"Run from {ROOT}" in output, output
     assert leftover_resources(clean_emulator) == []
+
+
+# A domain name the account's certificate or hosted zones do not fit: judged on an account holding a certificate
+# for airflow.example.com (self-signed, imported), the public zone example.org and a private zone example.com.
+DOMAIN = "airflow.example.com"
+
+
+def domain_cases(certificate: str, zones: dict[str, str]) -> dict[str, tuple[dict, str, str]]:
+    named = {"load_balancer_certificate_arn": certificate, "load_balancer_domain_name": DOMAIN}
+    return {
+        "domain-the-certificate-does-not-cover": (
+            {
+                **named,
+                "load_balancer_domain_name": "ui.airflow.example.com",
+                "load_balancer_hosted_zone_id": zones["org"],
+            },
+            "load_balancer_domain_name",
+            "which the certificate",
+        ),
+        "hosted-zone-not-a-parent": (
+            {**named, "load_balancer_hosted_zone_id": zones["org"]},
+            "load_balancer_hosted_zone_id",
+            "the zone example.org, which is not load_balancer_domain_name 'airflow.example.com' nor a parent of it",
+        ),
+        "hosted-zone-private": (
+            {**named, "load_balancer_hosted_zone_id": zones["private"]},
+            "load_balancer_hosted_zone_id",
+            "a private zone",
+        ),
+        "hosted-zone-missing": (
+            {**named, "load_balancer_hosted_zone_id": "Z0123456789ABCDEFGHIJ"},
+            "load_balancer_hosted_zone_id",
+            "no hosted zone 'Z0123456789ABCDEFGHIJ' exists",
+        ),
+        "no-public-zone-holds-the-domain": (named, "load_balancer_domain_name", "no public hosted zone"),
+    }
+
+
+def test_a_domain_the_certificate_or_the_zones_do_not_fit_is_refused_in_preflight(emulator, tmp_path, judged):
+    emulator.reset()  # after `judged`, which reads the blank account
+    certificate = import_self_signed_certificate(emulator, DOMAIN)
+    route53 = emulator.client("route53")
+    vpc = emulator.client("ec2").create_vpc(CidrBlock="10.99.0.0/16")["Vpc"]["VpcId"]
+    zones = {
+        "org": route53.create_hosted_zone(Name="example.org", CallerReference="org")["HostedZone"]["Id"],
+        "private": route53.create_hosted_zone(
+            Name="example.com",
+            CallerReference="private",
+            HostedZoneConfig={"PrivateZone": True},
+            VPC={"VPCRegion": "us-east-1", "VPCId": vpc},
+        )["HostedZone"]["Id"],
+    }
+    cases = domain_cases(certificate, {key: zone.rsplit("/", 1)[-1] for key, zone in zones.items()})
+    run = run_cases(tmp_path / "domain", emulator.env(), sorted(cases), cases)
+    recaps = {m["host"]: int(m["failed"]) for m in RECAP.finditer(run.output)}
+    outputs = host_outputs(run.output)
+    for case, (_, variable, fragment) in cases.items():
+        output = " ".join(outputs.get(case, "").split())
+        assert recaps.get(case) == 1, f"{case} did not fail: {output[-3000:]}"
+        assert f"{variable}:" in output and " ".join(fragment.split()) in output, (case, output[-3000:])
+    route53.delete_hosted_zone(Id=zones["org"])
+    route53.delete_hosted_zone(Id=zones["private"])
+    emulator.client("ec2").delete_vpc(VpcId=vpc)
+    assert leftover_resources(emulator) == []

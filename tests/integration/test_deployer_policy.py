@@ -21,7 +21,7 @@ import boto3
 import pytest
 import yaml
 from ansible_runner import ROOT, run_playbook
-from conftest import REMOVED_FOR_THE_DENIAL_TEST
+from conftest import REMOVED_FOR_THE_DENIAL_TEST, TASK_ROLES
 from emulator import REGION
 from policy_sentry.querying.actions import get_action_data
 
@@ -161,7 +161,7 @@ def test_the_deployer_policy_grants_what_its_actions_depend_on(deployer):
     assert missing == []
 
 
-@pytest.mark.parametrize("role", ["airflow-airflow-task", "airflow-ecs-execution"])
+@pytest.mark.parametrize("role", TASK_ROLES)
 def test_each_task_role_policy_is_scoped(switched, role):
     # The task role may put metrics only into the stack's namespace: PutMetricData takes no resource, so
     # its "*" is narrowed by the cloudwatch:namespace condition instead.

@@ -110,7 +110,8 @@ def test_a_customer_key_for_the_secrets_lets_the_execution_role_decrypt_them(liv
     result = run_playbook("site.yml", live.emulator.env(), extra_vars={**BASE, "secrets_kms_key_id": key_id})
     assert result.returncode == 0, result.output[-3000:]
     iam = live.emulator.client("iam")
-    policy = iam.get_role_policy(RoleName="airflow-ecs-execution", PolicyName="read-stack-secrets")["PolicyDocument"]
+    role = "airflow-scheduler-execution"
+    policy = iam.get_role_policy(RoleName=role, PolicyName="read-its-secrets")["PolicyDocument"]
     decrypt = [s for s in policy["Statement"] if s["Action"] == "kms:Decrypt"]
     assert decrypt and decrypt[0]["Resource"] == key_arn, policy
     assert decrypt[0]["Condition"] == {"StringEquals": {"kms:ViaService": "secretsmanager.us-east-1.amazonaws.com"}}

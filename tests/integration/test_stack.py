@@ -244,11 +244,16 @@ def test_cluster_has_fargate_and_spot_capacity_and_records_ecs_exec_sessions(dep
     assert {"key": "airflow-ecs:stack", "value": "airflow"} in cluster["tags"]
 
 
-def test_execution_role_reads_only_this_stacks_secrets(deployed):
-    iam = deployed.emulator.client("iam")
-    policy = iam.get_role_policy(RoleName="airflow-ecs-execution", PolicyName="read-stack-secrets")["PolicyDocument"]
-    resources = [r for statement in policy["Statement"] for r in [statement["Resource"]]]
-    assert resources == ["arn:aws:secretsmanager:us-east-1:123456789012:secret:airflow/*"]
+def test_each_execution_role_reads_exactly_the_secrets_of_its_task_definition(deployed):
+    iam, ecs = deployed.emulator.client("iam"), deployed.emulator.client("ecs")
+    for family in ("airflow-worker", "airflow-migrate"):
+        definition = ecs.describe_task_definition(taskDefinition=family)["taskDefinition"]
+        assert definition["executionRoleArn"].endswith(f":role/{family}-execution")
+        references = [s["valueFrom"] for c in definition["containerDefinitions"] for s in c.get("secrets", [])]
+        used = {":".join(reference.split(":")[:7]) for reference in references}
+        policy = iam.get_role_policy(RoleName=f"{family}-execution", PolicyName="read-its-secrets")["PolicyDocument"]
+        [statement] = policy["Statement"]
+        assert statement["Action"] == "secretsmanager:GetSecretValue" and set(statement["Resource"]) == used
 
 
 def test_one_log_group_per_component(deployed):
