@@ -404,13 +404,14 @@ class E2ERun:
             if states["success"] >= 5 or time.monotonic() - began > 300:
                 break
             time.sleep(0.5)
-        (old_task,) = ecs.list_tasks(cluster=CLUSTER, serviceName=f"{CLUSTER}-rabbitmq")["taskArns"]
+        broker = {"cluster": CLUSTER, "serviceName": f"{CLUSTER}-rabbitmq", "desiredStatus": "RUNNING"}
+        (old_task,) = ecs.list_tasks(**broker)["taskArns"]
         ecs.stop_task(cluster=CLUSTER, task=old_task, reason="e2e: the broker task is replaced mid-run")
         stopped = time.monotonic()
         finished = api.wait_for_run(BROKER_DAG, run_id, timeout=600)
         api.set_paused(BROKER_DAG, True)
         instances = api.task_instances(BROKER_DAG, run_id)
-        new_tasks = ecs.list_tasks(cluster=CLUSTER, serviceName=f"{CLUSTER}-rabbitmq")["taskArns"]
+        new_tasks = ecs.list_tasks(**broker)["taskArns"]
         self.result.broker_replacement = {
             "run": finished["state"],
             "at_stop": dict(states),

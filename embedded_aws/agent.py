@@ -425,6 +425,14 @@ class Agent:
                     return service
         return None
 
+    def deregistration_delay(self, target_group_arn: str) -> float:
+        """The target group's deregistration_delay.timeout_seconds (ELB's default 300)."""
+        for _, _, elb in regional(elbv2_backends):
+            group = elb.target_groups.get(target_group_arn)
+            if group is not None:
+                return float(group.attributes.get("deregistration_delay.timeout_seconds", 300))
+        return 0.0
+
     def run_for_target(self, target_group_arn: str, target_id: str) -> TaskRun | None:
         for run in self.runs.values():
             if ("target", target_group_arn, target_id) in run.registrations:

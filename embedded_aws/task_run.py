@@ -51,6 +51,7 @@ log = logging.getLogger("embedded_aws.task")
 STARTUP_CHECK_SECONDS = 2.0  # health checks run this often until the first success (Docker's start interval)
 LOG_SHIP_SECONDS = 2.0
 USAGE_SECONDS = 5.0  # between two samples of each container's memory and CPU
+DRAIN_SECONDS = 5.0  # the most of a target group's deregistration delay a stopping task waits (drain)
 
 
 class TaskFailed(Exception):
@@ -457,12 +458,29 @@ class TaskRun(threading.Thread):
             if self.task.desired_status == "STOPPED":
                 self.request_stop(self.task.stopped_reason or "Task stopped by the user", "user")
         self.first_exit = next((c for c in essentials if not c.proc.alive()), None)
+        if self.stop_requested:
+            self.drain()
         self.stop_containers()
         self.ship_logs()
         if self.stop_requested:
             self.finish(self.task.stop_code or "UserInitiated", self.task.stopped_reason or "Task stopped")
         else:
             self.finish("EssentialContainerExited", "Essential container in task exited")
+
+    def drain(self) -> None:
+        """ECS takes a task it stops out of its target groups before it signals the containers, and waits the
+        groups' deregistration delay meanwhile: the load balancer sends it no new request. The agent
+        deregisters a stopping task (reconcile_registrations); the delay is waited here up to DRAIN_SECONDS
+        (requests to the local runtime's tasks last milliseconds, not the minutes the delay allows for)."""
+        if "target" not in self.registered:
+            return
+        groups = [where for kind, where, _ in list(self.registrations) if kind == "target"]
+        delay = max((self.agent.deregistration_delay(arn) for arn in groups), default=0)
+        ecs_state.set_status(self.task, "DEACTIVATING")
+        deadline = time.monotonic() + 10
+        while "target" in self.registered and time.monotonic() < deadline:
+            time.sleep(0.1)
+        time.sleep(min(delay, DRAIN_SECONDS))
 
     def sample_usage(self) -> None:
         """Each running container's memory and CPU (its process group), for the task's usage report."""

@@ -292,6 +292,17 @@ def test_the_ui_shows_the_dag_and_its_successful_run(e2e: Result) -> None:
     assert re.search(r"\bsuccess\b", e2e.page_text, re.IGNORECASE)
 
 
+def test_the_databases_sampled_connections_stay_within_the_computed_worst_case(e2e: Result) -> None:
+    """The runtime samples pg_stat_activity every 3 s through the whole run (books_etl, the 60-task run, the
+    rotation's rolling deploys of every service): the peak stays within the preflight's worst case, which stays
+    within the class's max_connections."""
+    reached(e2e, "teardown")
+    sampled = e2e.connections
+    assert sampled["worst_case"] and sampled["peak"], sampled
+    assert sampled["peak"] <= sampled["worst_case"] <= sampled["max_connections"] - 3, sampled
+    print(f"connections: peak {sampled['peak']} of worst case {sampled['worst_case']}: {sampled['peak_by_client']}")
+
+
 def test_teardown_stops_every_task_and_database(e2e: Result) -> None:
     reached(e2e, "teardown")
     runtime = e2e.teardown_runtime
