@@ -72,9 +72,10 @@ notes:
   - IAM actions used are elasticfilesystem:DescribeFileSystems, CreateFileSystem, DeleteFileSystem, UpdateFileSystem,
     DescribeMountTargets, CreateMountTarget, DeleteMountTarget, DescribeMountTargetSecurityGroups,
     ModifyMountTargetSecurityGroups, DescribeAccessPoints, CreateAccessPoint, DeleteAccessPoint,
-    DescribeFileSystemPolicy, PutFileSystemPolicy, TagResource, UntagResource, ListTagsForResource, and
-    ec2:DescribeSubnets, ec2:CreateNetworkInterface, ec2:DescribeNetworkInterfaces, ec2:DeleteNetworkInterface for the
-    mount targets' network interfaces.
+    DescribeFileSystemPolicy, PutFileSystemPolicy, TagResource and UntagResource (tags are read from
+    DescribeFileSystems), and ec2:DescribeSubnets, ec2:CreateNetworkInterface, ec2:DescribeNetworkInterfaces,
+    ec2:DescribeNetworkInterfaceAttribute, ec2:ModifyNetworkInterfaceAttribute and ec2:DeleteNetworkInterface for
+    the mount targets' network interfaces (EFS API reference).
 """
 
 EXAMPLES = r"""

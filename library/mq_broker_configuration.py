@@ -54,9 +54,9 @@ extends_documentation_fragment:
   - amazon.aws.region.modules
   - amazon.aws.boto3
 notes:
-  - Actions used are mq:ListConfigurations, mq:CreateConfiguration, mq:DescribeConfiguration,
-    mq:DescribeConfigurationRevision, mq:UpdateConfiguration, mq:ListBrokers, mq:DescribeBroker, mq:UpdateBroker
-    and mq:RebootBroker (only with I(reboot)).
+  - Actions used are mq:ListConfigurations, mq:CreateConfiguration, mq:DescribeConfigurationRevision,
+    mq:UpdateConfiguration, mq:ListBrokers, mq:DescribeBroker, mq:UpdateBroker and mq:RebootBroker (only with
+    I(reboot)).
   - Amazon MQ cannot delete a configuration a broker uses; the configuration of a deleted broker stays
     (configurations cost nothing).
 """

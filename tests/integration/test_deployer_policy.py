@@ -30,7 +30,8 @@ pytestmark = pytest.mark.xdist_group("deployed_stack")
 POLICY_VARS = yaml.safe_load((ROOT / "playbooks" / "vars" / "deployer_policy.yml").read_text())
 NOT_EXERCISED: dict[str, str] = POLICY_VARS["deployer_policy_not_exercised"]
 # Statements granted on "*" although some of their actions take ARNs: those ARNs hold ids AWS assigns
-# (VPC, subnet, gateway, security group, namespace, broker, scalable target), never the stack's name.
+# (VPC, subnet, gateway, security group, namespace, broker, scalable target), never the stack's name; or the
+# call names no resource of the type it optionally takes (ListTasks on Fargate, DescribeFileSystems by token).
 BROAD_BY_NECESSITY = {
     "Network",
     "ServiceDiscovery",
@@ -38,7 +39,11 @@ BROAD_BY_NECESSITY = {
     "AmazonMqBroker",
     "ServiceLinkedRolesOnFirstUse",
     "StackTaskList",
+    "BrokerFileSystemList",
 }
+# Service Quotas reads the quotas of these services with the caller's rights; the preflight reads only Fargate's
+# and EC2's (L-3032A538, L-36FBB829, L-0263D0A3), which need none.
+QUOTAS_NOT_READ = "the quotas of a service the preflight does not read"
 # Dependent actions AWS lists for features the stack does not use.
 UNUSED_DEPENDENCIES = {
     "rds:CreateTenantDatabase": "multi-tenant RDS for Oracle",
@@ -46,6 +51,14 @@ UNUSED_DEPENDENCIES = {
     "secretsmanager:RotateSecret": "an RDS-managed master password (the stack rotates its own)",
     "kms:CreateGrant": "an RDS instance encrypted with a customer managed key (the stack uses RDS's own)",
     "secretsmanager:CreateSecret": "an RDS-managed master password (the stack stores its own)",
+    "autoscaling:DescribeAccountLimits": QUOTAS_NOT_READ,
+    "cloudformation:DescribeAccountLimits": QUOTAS_NOT_READ,
+    "dynamodb:DescribeLimits": QUOTAS_NOT_READ,
+    "elasticloadbalancing:DescribeAccountLimits": QUOTAS_NOT_READ,
+    "iam:GetAccountSummary": QUOTAS_NOT_READ,
+    "kinesis:DescribeLimits": QUOTAS_NOT_READ,
+    "rds:DescribeAccountAttributes": QUOTAS_NOT_READ,
+    "route53:GetAccountLimit": QUOTAS_NOT_READ,
 }
 
 
