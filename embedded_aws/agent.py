@@ -103,7 +103,8 @@ class Agent:
         self.databases: dict[str, Database] = {}
         self.listeners: dict[str, Listener | HttpListener] = {}  # "lb:<listener arn>" or "dns:<name>:<port>"
         self.target_checks: dict[tuple[str, str], float] = {}  # (target group, target) -> last check
-        self.target_streaks: dict[tuple[str, str], tuple[str, int]] = {}  # -> (last result, how many in a row)
+        # -> (last result, how many in a row, since when)
+        self.target_streaks: dict[tuple[str, str], tuple[str, int, float]] = {}
         self.failures: dict[str, tuple[int, float]] = {}  # service ARN -> (failures in a row, last stop)
         self.lock = threading.RLock()
         self._stop = threading.Event()
@@ -469,7 +470,8 @@ class Agent:
         path = group.health_check_path or "/"
         matcher = (getattr(group, "matcher", None) or {}).get("HttpCode", "200")
         try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=5) as answer:
+            timeout = float(getattr(group, "health_check_timeout_seconds", None) or 5)
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=timeout) as answer:
                 code = answer.status
         except urllib.error.HTTPError as err:
             code = err.code
@@ -485,16 +487,24 @@ class Agent:
             self.target_result(group, target_id, codes)
 
     def target_result(self, group: Any, target_id: str, result: tuple[str, str | None, str | None]) -> None:
-        """A target changes state after its group's threshold count of consecutive results saying so."""
+        """A target changes state after its group's threshold count of consecutive results saying so. The runtime
+        probes every TARGET_CHECK_SECONDS, faster than the group's interval, so a target turns unhealthy only once
+        its failures also span the time ELB takes to see that many ((threshold - 1) x the group's interval): a
+        stall ELB would ride out (a 12 s pause of the api-server against 30 s x 3) does not fail it here."""
         key = (group.arn, target_id)
-        last, count = self.target_streaks.get(key, ("", 0))
-        count = count + 1 if last == result[0] else 1
-        self.target_streaks[key] = (result[0], count)
+        last, count, since = self.target_streaks.get(key, ("", 0, 0.0))
+        if last == result[0]:
+            count += 1
+        else:
+            count, since = 1, time.time()
+        self.target_streaks[key] = (result[0], count, since)
         threshold = int(
             (group.healthy_threshold_count if result[0] == "healthy" else group.unhealthy_threshold_count) or 1
         )
+        span = 0.0 if result[0] == "healthy" else (threshold - 1) * float(group.health_check_interval_seconds or 30)
         current = ecs_state.TARGET_HEALTH.get(group.arn, {})
-        if target_id in current and (count >= threshold or current[target_id][0] == result[0]):
+        seen = count >= threshold and time.time() - since >= span
+        if target_id in current and (seen or current[target_id][0] == result[0]):
             current[target_id] = result
 
     # -- what clients connect to --------------------------------------------------------------------

@@ -576,6 +576,8 @@ def test_a_load_balanced_task_is_judged_by_its_target_health_after_the_grace_per
         VpcId=vpc,
         TargetType="ip",
         HealthCheckPath="/",
+        HealthCheckIntervalSeconds=5,  # unhealthy after 2 failures 5 s apart, before the app answers at 8 s
+        HealthCheckTimeoutSeconds=2,
         HealthyThresholdCount=2,
         UnhealthyThresholdCount=2,
     )["TargetGroups"][0]["TargetGroupArn"]
