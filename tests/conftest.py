@@ -16,7 +16,7 @@ from emulator import Emulator, start_emulator
 # the longest first so that the two workers finish together (pytest -n 2 --dist loadgroup --no-loadscope-reorder).
 GROUP_MINUTES = {
     "deployed_stack": 11,
-    "test_e2e": 11.2,
+    "test_e2e": 19,
     "fault": 7.5,
     "live_changes": 6.5,
     "bad_weather": 3.5,
