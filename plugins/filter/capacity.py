@@ -74,9 +74,15 @@ def class_memory_gib(instance_class: str) -> float:
     )
 
 
-def rds_max_connections(instance_class: str) -> int:
-    """RDS for PostgreSQL's default max_connections for the class, from a DBInstanceClassMemory kept low."""
-    gib = class_memory_gib(instance_class)
+def rds_max_connections(instance_class: str, unknown: int | None = None) -> int:
+    """RDS for PostgreSQL's default max_connections for the class, from a DBInstanceClassMemory kept low;
+    `unknown` for a class not in the table (else CapacityError), where a later check names the class."""
+    try:
+        gib = class_memory_gib(instance_class)
+    except CapacityError:
+        if unknown is None:
+            raise
+        return int(unknown)
     usable_mib = gib * 1024 - (RESERVED_MIB_BASE + RESERVED_MIB_PER_GIB * gib)
     return min(int(usable_mib * 1024 * 1024 // BYTES_PER_CONNECTION), MAX_CONNECTIONS_CAP)
 
@@ -149,10 +155,21 @@ def database_connection_budget(config: dict) -> dict[str, Any]:
     worst = max(rolling, steady + engine)  # + engine: the migrate task beside the old services
     given = _int(config, "max_connections", 0)
     instance_class = str(config.get("instance_class", ""))
-    max_connections = given or rds_max_connections(instance_class)
+    try:
+        max_connections = given or rds_max_connections(instance_class)
+        unknown_class = ""
+    except CapacityError as error:
+        # Refused after the live checks (roles/preflight), which name a class RDS does not offer first.
+        max_connections, unknown_class = 0, str(error)
     usable = max_connections - SUPERUSER_RESERVED
     source = "database_max_connections" if given else f"the {instance_class} default, estimated"
+    if unknown_class:
+        return {"components": rows, "engine": engine, "surge": surge, "steady": steady, "rolling": rolling,
+                "worst_case": worst, "max_connections": 0, "usable": 0, "fits": True, "problem": "",
+                "unknown_class": unknown_class, "summary": f"Database connections: worst case {worst}, "
+                f"{instance_class}'s max_connections unknown"}  # fmt: skip
     budget = {
+        "unknown_class": "",
         "components": rows,
         "engine": engine,
         "surge": surge,

@@ -54,6 +54,14 @@ def test_unknown_class_names_the_override():
         capacity.rds_max_connections("db.unknown.large")
 
 
+def test_unknown_class_budget_defers_its_refusal_to_after_the_live_checks():
+    budget = capacity.database_connection_budget({**DEFAULT_STACK, "instance_class": "db.unknown.large"})
+    assert budget["fits"] and "database_max_connections" in budget["unknown_class"]
+    given = capacity.database_connection_budget({**DEFAULT_STACK, "instance_class": "db.unknown.large",
+                                                 "max_connections": 400})  # fmt: skip
+    assert given["unknown_class"] == "" and given["max_connections"] == 400
+
+
 def test_default_stack_budget_counts_every_engine_and_the_rolling_deploy():
     budget = capacity.database_connection_budget(DEFAULT_STACK)
     rolling = {row["name"]: row["rolling"] for row in budget["components"]}
