@@ -128,28 +128,34 @@ def database_connection_budget(config: dict) -> dict[str, Any]:
     pool_size = _int(config, "pool_size", AIRFLOW_POOL_SIZE, 1)
     max_overflow = _int(config, "max_overflow", AIRFLOW_MAX_OVERFLOW, 0)
     engine = pool_size + max_overflow
+    # The api-server's own pool: its thread pool serves the UI's parallel requests and every running task's
+    # Execution API calls, each holding a connection.
+    api_engine = _int(config, "api_server_pool_size", pool_size, 1) + _int(config, "api_server_max_overflow",
+                                                                           max_overflow, 0)  # fmt: skip
     surge = _surge(config)
     worker_surge = _surge(config, "worker_maximum_percent")
     scheduler_tasks = _int(config, "scheduler_count", 1)
     colocated = _bool(config.get("colocate", True))
-    # (name, tasks, engines per task, connections per task outside the metadata pools)
+    # (name, tasks, engines per task, connections per engine, connections per task outside the metadata pools)
     components = [
-        ("api-server", _int(config, "api_server_count", 1), _int(config, "api_server_workers", 1, 1) * 2, 0),
-        ("scheduler", scheduler_tasks, 1, 1),
-        ("dag-processor", scheduler_tasks if colocated else _int(config, "dag_processor_count", 1), 1, 0),
-        ("triggerer", scheduler_tasks if colocated else _int(config, "triggerer_count", 1), 1, 0),
-        ("worker", _int(config, "worker_max_count", 1), 0, _int(config, "worker_concurrency", 16, 1)),
-    ]
+        ("api-server", _int(config, "api_server_count", 1), _int(config, "api_server_workers", 1, 1) * 2, api_engine,
+         0),
+        ("scheduler", scheduler_tasks, 1, engine, 1),
+        ("dag-processor", scheduler_tasks if colocated else _int(config, "dag_processor_count", 1), 1, engine, 0),
+        ("triggerer", scheduler_tasks if colocated else _int(config, "triggerer_count", 1), 1, engine, 0),
+        ("worker", _int(config, "worker_max_count", 1), 0, engine, _int(config, "worker_concurrency", 16, 1)),
+    ]  # fmt: skip
     if _bool(config.get("worker_autoscaled", False)):
-        components.append(("worker-demand", scheduler_tasks, 0, 1))
+        components.append(("worker-demand", scheduler_tasks, 0, engine, 1))
     if _bool(config.get("flower_enabled", False)):
-        components.append(("flower", _int(config, "flower_count", 1), 0, 1))
+        components.append(("flower", _int(config, "flower_count", 1), 0, engine, 1))
     rows = []
-    for name, tasks, engines, fixed in components:
-        per_task = engines * engine + fixed
+    for name, tasks, engines, size, fixed in components:
+        per_task = engines * size + fixed
         rolls = worker_surge if name == "worker" else surge
-        rows.append({"name": name, "tasks": tasks, "engines": engines, "fixed": fixed, "per_task": per_task,
-                     "surge": rolls, "steady": tasks * per_task, "rolling": tasks * per_task * rolls})  # fmt: skip
+        rows.append({"name": name, "tasks": tasks, "engines": engines, "engine": size, "fixed": fixed,
+                     "per_task": per_task, "surge": rolls, "steady": tasks * per_task,
+                     "rolling": tasks * per_task * rolls})  # fmt: skip
     steady = sum(r["steady"] for r in rows)
     rolling = sum(r["rolling"] for r in rows)
     worst = max(rolling, steady + engine)  # + engine: the migrate task beside the old services
@@ -191,14 +197,22 @@ def _connection_advice(config: dict, budget: dict) -> str:
     rows, usable, worst = budget["components"], budget["usable"], budget["worst_case"]
     parts = " + ".join(f"{r['name']} {r['rolling']}" for r in rows if r["rolling"])
     fixes = []
-    engines_rolling = sum(r["tasks"] * r["engines"] * r["surge"] for r in rows)
-    fixed_rolling = sum(r["tasks"] * r["fixed"] * r["surge"] for r in rows)
-    engines_steady = sum(r["tasks"] * r["engines"] for r in rows) + 1
-    fixed_steady = sum(r["tasks"] * r["fixed"] for r in rows)
+    api = next(r for r in rows if r["name"] == "api-server")
+    shared = [r for r in rows if r is not api]  # engines of database_pool_size + database_max_overflow
+    engines_rolling = sum(r["tasks"] * r["engines"] * r["surge"] for r in shared)
+    fixed_rolling = sum(r["tasks"] * r["fixed"] * r["surge"] for r in shared) + api["rolling"]
+    engines_steady = sum(r["tasks"] * r["engines"] for r in shared) + 1
+    fixed_steady = sum(r["tasks"] * r["fixed"] for r in shared) + api["steady"]
     if engines_rolling:
         best = min((usable - fixed_rolling) // engines_rolling, (usable - fixed_steady) // engines_steady)
         if best >= 2:
             fixes.append(f"database_pool_size + database_max_overflow at most {best} (now {budget['engine']})")
+    api_engines = api["tasks"] * api["engines"] * api["surge"]
+    if api_engines and (usable - (budget["rolling"] - api["rolling"])) // api_engines >= 2:
+        fixes.append(
+            "airflow_nodes_api_server_pool_size + airflow_nodes_api_server_max_overflow at most "
+            f"{(usable - (budget['rolling'] - api['rolling'])) // api_engines} (now {api['engine']})"
+        )
     worker = next(r for r in rows if r["name"] == "worker")
     room = usable - (budget["rolling"] - worker["rolling"])
     if worker["per_task"] and room >= 0 and room // (worker["per_task"] * worker["surge"]) < worker["tasks"]:

@@ -136,8 +136,8 @@ def test_each_alarm_watches_a_published_metric_and_notifies_the_topic(deployed, 
     # A silent scheduler is a dead one; silence elsewhere is no alarm.
     assert alarms["scheduler-heartbeat"]["TreatMissingData"] == "breaching"
     assert {a["TreatMissingData"] for n, a in alarms.items() if n != "scheduler-heartbeat"} == {"notBreaching"}
-    # db.t4g.micro: max_connections 78 (plugins/filter/capacity.py); the alarm fires above 80 % of it.
-    assert alarms["database-connections"]["Threshold"] == 62
+    # db.t4g.small: max_connections 188 (plugins/filter/capacity.py); the alarm fires above 80 % of it.
+    assert alarms["database-connections"]["Threshold"] == 150
     assert alarms["database-storage"]["Threshold"] == 20 * 1024**3 // 10
 
 

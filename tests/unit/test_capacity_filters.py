@@ -14,9 +14,11 @@ capacity = importlib.util.module_from_spec(spec)
 spec.loader.exec_module(capacity)
 
 DEFAULT_STACK = {
-    "instance_class": "db.t4g.micro",
+    "instance_class": "db.t4g.small",
     "pool_size": 2,
     "max_overflow": 1,
+    "api_server_pool_size": 5,
+    "api_server_max_overflow": 10,
     "api_server_count": 1,
     "scheduler_count": 1,
     "colocate": True,
@@ -65,21 +67,22 @@ def test_unknown_class_budget_defers_its_refusal_to_after_the_live_checks():
 def test_default_stack_budget_counts_every_engine_and_the_rolling_deploy():
     budget = capacity.database_connection_budget(DEFAULT_STACK)
     rolling = {row["name"]: row["rolling"] for row in budget["components"]}
-    # api-server: 1 task x 2 (rolling) x (sync + async engine) x 3; scheduler: (3 + result backend) x 2;
+    # api-server: 1 task x 2 (rolling) x (sync + async engine) x 15; scheduler: (3 + result backend) x 2;
     # dag-processor and triggerer 3 x 2; workers 4 x 8 Celery children, stop-then-start; the publisher 1 x 2.
-    assert rolling == {"api-server": 12, "scheduler": 8, "dag-processor": 6, "triggerer": 6, "worker": 32,
+    assert rolling == {"api-server": 60, "scheduler": 8, "dag-processor": 6, "triggerer": 6, "worker": 32,
                        "worker-demand": 2}  # fmt: skip
-    assert budget["steady"] == 49
-    assert budget["worst_case"] == 66
-    assert budget["usable"] == capacity.rds_max_connections("db.t4g.micro") - 3 == 75
+    assert budget["steady"] == 73
+    assert budget["worst_case"] == 114
+    assert budget["usable"] == capacity.rds_max_connections("db.t4g.small") - 3 == 185
     assert budget["fits"]
-    assert "worst case 66" in budget["summary"]
+    assert "worst case 114" in budget["summary"]
+    assert not capacity.database_connection_budget({**DEFAULT_STACK, "instance_class": "db.t4g.micro"})["fits"]
 
 
 def test_workers_side_by_side_in_a_deploy_double_their_connections():
     budget = capacity.database_connection_budget({**DEFAULT_STACK, "worker_maximum_percent": 200})
     assert {row["name"]: row["rolling"] for row in budget["components"]}["worker"] == 64
-    assert budget["worst_case"] == 98 and not budget["fits"]
+    assert budget["worst_case"] == 146
 
 
 def test_migrate_beside_the_old_services_can_be_the_peak():
@@ -88,11 +91,21 @@ def test_migrate_beside_the_old_services_can_be_the_peak():
 
 
 def test_more_workers_are_refused_naming_what_fits():
-    budget = capacity.database_connection_budget({**DEFAULT_STACK, "worker_max_count": 6})
+    budget = capacity.database_connection_budget({**DEFAULT_STACK, "worker_max_count": 13})
     assert not budget["fits"]
-    assert "82 PostgreSQL connections" in budget["problem"]
-    assert "airflow_nodes_worker_max_count at most 5 (now 6)" in budget["problem"]
-    assert "database_instance_class db.t4g.small" in budget["problem"]
+    assert "186 PostgreSQL connections" in budget["problem"]
+    assert "airflow_nodes_worker_max_count at most 12 (now 13)" in budget["problem"]
+    assert "database_instance_class db.t4g.medium" in budget["problem"]
+
+
+def test_a_large_api_server_pool_is_refused_with_the_pool_that_fits():
+    budget = capacity.database_connection_budget({**DEFAULT_STACK, "api_server_max_overflow": 40})
+    assert not budget["fits"]
+    best = int(budget["problem"].split("airflow_nodes_api_server_max_overflow at most ")[1].split()[0])
+    assert best == 32  # (185 - 54 for the other nodes) // (1 task x 2 engines x 2 rolling)
+    fitting = {**DEFAULT_STACK, "api_server_pool_size": best, "api_server_max_overflow": 0}
+    assert capacity.database_connection_budget(fitting)["fits"]
+    assert not capacity.database_connection_budget({**fitting, "api_server_pool_size": best + 1})["fits"]
 
 
 def test_airflow_default_pools_are_refused_with_the_pool_that_fits():
@@ -114,7 +127,7 @@ def test_api_server_workers_and_separate_nodes_count():
     config = {**DEFAULT_STACK, "api_server_workers": 2, "colocate": False, "dag_processor_count": 2,
               "flower_enabled": True, "max_connections": 5000}  # fmt: skip
     rolling = {row["name"]: row["rolling"] for row in capacity.database_connection_budget(config)["components"]}
-    assert rolling["api-server"] == 1 * 2 * 2 * 2 * 3
+    assert rolling["api-server"] == 1 * 2 * 2 * 2 * 15
     assert rolling["dag-processor"] == 2 * 2 * 3
     assert rolling["flower"] == 2
 
@@ -163,6 +176,8 @@ def test_default_inventory_fits_its_database():
             "max_connections": database["database_max_connections"],
             "pool_size": database["database_pool_size"],
             "max_overflow": database["database_max_overflow"],
+            "api_server_pool_size": nodes["airflow_nodes_api_server_pool_size"],
+            "api_server_max_overflow": nodes["airflow_nodes_api_server_max_overflow"],
             "api_server_count": nodes["airflow_nodes_api_server_count"],
             "scheduler_count": nodes["airflow_nodes_scheduler_count"],
             "colocate": nodes["airflow_nodes_colocate"],
