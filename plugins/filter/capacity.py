@@ -162,20 +162,14 @@ def database_connection_budget(config: dict) -> dict[str, Any]:
     given = _int(config, "max_connections", 0)
     instance_class = str(config.get("instance_class", ""))
     try:
-        max_connections = given or rds_max_connections(instance_class)
-        unknown_class = ""
+        max_connections, unknown_class = given or rds_max_connections(instance_class), ""
     except CapacityError as error:
         # Refused after the live checks (roles/preflight), which name a class RDS does not offer first.
         max_connections, unknown_class = 0, str(error)
-    usable = max_connections - SUPERUSER_RESERVED
+    usable = max(max_connections - SUPERUSER_RESERVED, 0)
     source = "database_max_connections" if given else f"the {instance_class} default, estimated"
-    if unknown_class:
-        return {"components": rows, "engine": engine, "surge": surge, "steady": steady, "rolling": rolling,
-                "worst_case": worst, "max_connections": 0, "usable": 0, "fits": True, "problem": "",
-                "unknown_class": unknown_class, "summary": f"Database connections: worst case {worst}, "
-                f"{instance_class}'s max_connections unknown"}  # fmt: skip
     budget = {
-        "unknown_class": "",
+        "unknown_class": unknown_class,
         "components": rows,
         "engine": engine,
         "surge": surge,
@@ -184,10 +178,11 @@ def database_connection_budget(config: dict) -> dict[str, Any]:
         "worst_case": worst,
         "max_connections": max_connections,
         "usable": usable,
-        "fits": worst <= usable,
+        "fits": bool(unknown_class) or worst <= usable,
         "summary": f"Database connections: worst case {worst} ({steady} steady, {rolling} in a rolling deploy) of "
-        f"{usable} usable ({max_connections} max_connections, {source}, - {SUPERUSER_RESERVED} reserved)",
-    }
+        + (f"{usable} usable ({max_connections} max_connections, {source}, - {SUPERUSER_RESERVED} reserved)"
+           if not unknown_class else f"{instance_class}'s max_connections, unknown"),
+    }  # fmt: skip
     budget["problem"] = "" if budget["fits"] else _connection_advice(config, budget)
     return budget
 
