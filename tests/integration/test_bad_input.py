@@ -129,7 +129,7 @@ BAD_INPUTS = {
     "db-engine-version-not-offered": (
         {"database_engine_version": "17.99"},
         "database_engine_version",
-        "does not offer for db.t4g.micro",
+        "does not offer for db.t4g.small",
     ),
     "db-backup-retention": ({"database_backup_retention_days": 1}, "database_backup_retention_days", "at least 7"),
     "db-storage-too-small": ({"database_allocated_storage": 5}, "database_allocated_storage", "at least 20"),
@@ -347,9 +347,9 @@ BAD_INPUTS = {
     ),
     # database connection budget (plugins/filter/capacity.py)
     "database-too-small-for-the-workers": (
-        {"airflow_nodes_worker_max_count": 6},
+        {"airflow_nodes_worker_max_count": 13},
         "database_instance_class",
-        "the stack can open 82 PostgreSQL connections",
+        "the stack can open 186 PostgreSQL connections",
     ),
     "airflow-default-pools-exceed-the-database": (
         {"database_pool_size": 5, "database_max_overflow": 10},

@@ -353,7 +353,8 @@ def test_a_migration_right_after_its_role_was_created_waits_for_iam_propagation(
 def test_an_interrupted_migration_is_waited_for_not_started_twice(runtime: dict) -> None:
     """A deploy killed while its migration ran: the next run waits for that task instead of a second one."""
     ecs = runtime["emulator"].client("ecs")
-    definition = register(runtime, "long-migration", "sleep 4")
+    # Longer than the playbook takes to reach its check on a loaded machine (4 s once was not).
+    definition = register(runtime, "long-migration", "sleep 20")
     running = ecs.run_task(
         cluster=CLUSTER,
         taskDefinition=definition,
