@@ -107,13 +107,13 @@ changes:
 
 import contextlib
 import json
-import time
 from typing import Any
 
 with contextlib.suppress(ImportError):
     from botocore.exceptions import BotoCoreError, ClientError
 
 from ansible.module_utils.aws_retry import jittered_backoff
+from ansible.module_utils.ec2_batch import poll_until
 from ansible_collections.amazon.aws.plugins.module_utils.botocore import is_boto3_error_code
 from ansible_collections.amazon.aws.plugins.module_utils.modules import AnsibleAWSModule
 
@@ -137,13 +137,15 @@ class Run:
         return not self.module.check_mode
 
     def wait(self, what: str, done: Any) -> None:
-        deadline = time.monotonic() + self.params["wait_timeout"]
-        delay = 1.0
-        while not done():
-            if time.monotonic() > deadline:
-                self.module.fail_json(msg=f"Timed out after {self.params['wait_timeout']} s waiting for {what}")
-            time.sleep(delay)
-            delay = min(delay * 2, 10)
+        timeout = self.params["wait_timeout"]
+        poll_until(
+            self.module,
+            done,
+            lambda finished: not finished,
+            timeout,
+            lambda _finished, _left: f"Timed out after {timeout} s waiting for {what}",
+            first_delay=1.0,
+        )
 
     # -- reading ------------------------------------------------------------------------------------
 
